@@ -1,0 +1,39 @@
+"""simmargins: honest uncertainty for marginal effects, predictions and contrasts.
+
+Simulation first — coefficient draws pushed through counterfactual predictions — with the
+delta method computed alongside every result as a cross-check.
+"""
+
+from __future__ import annotations
+
+from . import adapters
+from ._datasets import classroom_data, sleepstudy_data
+from ._errors import (
+    CovarianceWarning,
+    DeltaMethodWarning,
+    MarginsTypeError,
+    MarginsValueError,
+    SimMarginsError,
+)
+from ._result import MarginsResult
+from ._scenarios import all_pairwise, consecutive, pairwise, reference
+from ._session import Margins
+
+__all__ = [
+    "CovarianceWarning",
+    "DeltaMethodWarning",
+    "Margins",
+    "MarginsResult",
+    "MarginsTypeError",
+    "MarginsValueError",
+    "SimMarginsError",
+    "adapters",
+    "all_pairwise",
+    "classroom_data",
+    "consecutive",
+    "pairwise",
+    "reference",
+    "sleepstudy_data",
+]
+
+__version__ = "0.1.0"

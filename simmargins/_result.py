@@ -1,0 +1,182 @@
+"""MarginsResult: the estimates, their draws and the delta cross-check, as one Dataset.
+
+A result is data. Intervals, tests and diagnostics are computed here from what the
+Dataset holds; ``summary()`` only formats them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import special
+
+from ._validate import check_choice, check_level
+
+HEADLINES = ("simulation", "delta", "bootstrap")
+TRUST_KAPPA = 0.3  # above this relative curvature the delta method is suspect (DESIGN.md)
+TRUST_NOISE_MULTIPLE = 3.0  # disagreement beyond this many MC noise levels is real
+
+
+class MarginsResult:
+    """Point estimates with simulation (or bootstrap) draws and delta-method inference.
+
+    Parameters
+    ----------
+    dataset : xarray.Dataset
+        Holds ``estimate``, ``delta_std_err``, ``kappa`` (dim ``label``) and ``draws``
+        (dims ``draw, label``); grid columns are coordinates along ``label``; provenance
+        (method, level, seed, n_sims, model class, formula, versions) is in ``attrs``.
+    """
+
+    def __init__(self, dataset: xr.Dataset) -> None:
+        self._ds = dataset
+
+    # -- raw pieces ---------------------------------------------------------------------
+    @property
+    def draws(self) -> xr.DataArray:
+        """The draws of each quantity, dims ``(draw, label)``."""
+        return self._ds["draws"]
+
+    @property
+    def labels(self) -> list[str]:
+        return [str(v) for v in self._ds["label"].values]
+
+    @property
+    def method(self) -> str:
+        return str(self._ds.attrs["method"])
+
+    @property
+    def level(self) -> float:
+        return float(self._ds.attrs["level"])
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self._ds.attrs)
+
+    @property
+    def grid_columns(self) -> list[str]:
+        return [str(c) for c in self._ds.attrs.get("grid_columns", [])]
+
+    @property
+    def estimate(self) -> np.ndarray:
+        """μ(β̂): the quantity at the estimated coefficients (not the draws' mean)."""
+        return self._ds["estimate"].to_numpy()
+
+    @property
+    def delta_std_err(self) -> np.ndarray:
+        return self._ds["delta_std_err"].to_numpy()
+
+    @property
+    def draws_std_err(self) -> np.ndarray:
+        return self.draws.std(dim="draw", ddof=1).to_numpy()
+
+    @property
+    def kappa(self) -> np.ndarray:
+        return self._ds["kappa"].to_numpy()
+
+    @property
+    def n_draws(self) -> int:
+        return int(self._ds.sizes["draw"])
+
+    @property
+    def std_err(self) -> np.ndarray:
+        """The headline standard error: delta or draws, as ``method`` says."""
+        return self.delta_std_err if self.method == "delta" else self.draws_std_err
+
+    # -- diagnostics ----------------------------------------------------------------------
+    @property
+    def disagreement(self) -> np.ndarray:
+        """|SE_draws − SE_delta| / SE_delta, never divided by the estimate."""
+        d = self.delta_std_err
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(d > 0, np.abs(self.draws_std_err - d) / d, np.nan)
+
+    @property
+    def noise(self) -> float:
+        """Monte-Carlo relative error of an SE from S draws: 1/√(2(S−1))."""
+        return float(1.0 / np.sqrt(2.0 * (self.n_draws - 1)))
+
+    def asymmetry(self, level: float | None = None) -> np.ndarray:
+        """(upper − est) / (est − lower) of the percentile interval; 1 when symmetric."""
+        lo, hi = self._percentile(level).T
+        est = self.estimate
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(est - lo > 0, (hi - est) / (est - lo), np.nan)
+
+    def delta_trustworthy(self) -> bool:
+        """False when κ > 0.3 or the SEs disagree beyond 3× Monte-Carlo noise anywhere."""
+        dis = self.disagreement
+        bad_dis = bool(np.any(np.nan_to_num(dis) > TRUST_NOISE_MULTIPLE * self.noise))
+        return not (bool(np.any(self.kappa > TRUST_KAPPA)) or bad_dis)
+
+    # -- inference ------------------------------------------------------------------------
+    def _percentile(self, level: float | None) -> np.ndarray:
+        lev = self.level if level is None else check_level(level)
+        a = (1.0 - lev) / 2.0
+        q = self.draws.quantile([a, 1.0 - a], dim="draw").transpose("label", "quantile")
+        return q.to_numpy()
+
+    def _wald(self, se: np.ndarray, level: float | None) -> np.ndarray:
+        lev = self.level if level is None else check_level(level)
+        z = float(special.ndtri(0.5 + lev / 2.0))
+        est = self.estimate
+        return np.column_stack([est - z * se, est + z * se])
+
+    def conf_int(self, level: float | None = None, method: str | None = None) -> np.ndarray:
+        """Intervals of shape (label, 2): percentile for draws, Wald for delta."""
+        how = self.method if method is None else check_choice("method", method, HEADLINES)
+        if how == "delta":
+            return self._wald(self.delta_std_err, level)
+        return self._percentile(level)
+
+    def statistic(self) -> np.ndarray:
+        se = self.std_err
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(se > 0, self.estimate / se, np.nan)
+
+    def p_value(self) -> np.ndarray:
+        return np.asarray(2.0 * special.ndtr(-np.abs(self.statistic())))
+
+    def with_level(self, level: float) -> MarginsResult:
+        """The same result reported at another confidence level."""
+        ds = self._ds.copy()
+        ds.attrs = {**ds.attrs, "level": check_level(level)}
+        return MarginsResult(ds)
+
+    # -- views ----------------------------------------------------------------------------
+    def to_frame(self) -> pd.DataFrame:
+        """One row per label: grid columns, then estimate, headline inference, diagnostics."""
+        ci = self.conf_int()
+        data: dict[str, Any] = {}
+        for col in self.grid_columns:
+            data[col] = self._ds[col].to_numpy()
+        data.update(
+            label=self.labels,
+            estimate=self.estimate,
+            std_err=self.std_err,
+            statistic=self.statistic(),
+            p_value=self.p_value(),
+            ci_lower=ci[:, 0],
+            ci_upper=ci[:, 1],
+            delta_std_err=self.delta_std_err,
+            draws_std_err=self.draws_std_err,
+            kappa=self.kappa,
+            disagreement=self.disagreement,
+        )
+        return pd.DataFrame(data)
+
+    def to_dataset(self) -> xr.Dataset:
+        """The underlying Dataset (a copy), with provenance attributes."""
+        return self._ds.copy()
+
+    def summary(self) -> str:
+        """The text table: estimates, inference, then n, κ, disagreement, draws and seed."""
+        from ._summary import format_summary
+
+        return format_summary(self)
+
+    def __repr__(self) -> str:
+        return self.summary()

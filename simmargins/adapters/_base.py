@@ -1,0 +1,196 @@
+"""The adapter protocol and the machinery shared by every statsmodels adapter.
+
+An adapter turns a fitted model into what the margins need and nothing more: coefficient
+names, β̂ and V̂ aligned by name, the data rows the fit used, ``design(frame)`` built
+through the fit's own formula spec (or, for the array interface, by column name), the
+inverse link, and the offset.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from .._errors import MarginsTypeError, MarginsValueError
+from .._formula import (
+    Variable,
+    build_design,
+    formula_spec,
+    frame_variables,
+    spec_column_names,
+    spec_variables,
+)
+from .._links import IDENTITY_LINK, InverseLink
+
+_CONSTANT_NAMES = ("const", "Intercept", "intercept")
+
+
+@runtime_checkable
+class ModelAdapter(Protocol):
+    """What :class:`simmargins.Margins` needs from a fitted model."""
+
+    coef_names: tuple[str, ...]
+    params: np.ndarray
+    cov: np.ndarray
+    data: pd.DataFrame
+    variables: dict[str, Variable]
+    link: InverseLink
+    model_class: str
+    formula: str | None
+
+    def design(self, frame: pd.DataFrame) -> np.ndarray: ...
+
+    def offset(self, frame: pd.DataFrame) -> np.ndarray | None: ...
+
+
+def _fe_names_and_values(params: Any, names: list[str]) -> tuple[tuple[str, ...], np.ndarray]:
+    if isinstance(params, pd.Series):
+        return tuple(str(i) for i in params.index), params.to_numpy(dtype=np.float64)
+    return tuple(names), np.asarray(params, dtype=np.float64)
+
+
+def align_cov(cov: Any, names: tuple[str, ...], k_total: int | None = None) -> np.ndarray:
+    """The block of ``cov`` for ``names``, aligned by name (never by position alone).
+
+    MixedLM's ``cov_params()`` also holds the variance parameters, so taking the leading
+    K×K block by position would only be right by accident of ordering.
+    """
+    if isinstance(cov, pd.DataFrame):
+        missing = [n for n in names if n not in cov.index or n not in cov.columns]
+        if missing:
+            raise MarginsValueError(
+                "the covariance matrix lacks rows/columns for coefficients "
+                f"{missing}; its labels are {list(cov.index)}"
+            )
+        out = cov.loc[list(names), list(names)].to_numpy(dtype=np.float64)
+    else:
+        arr = np.asarray(cov, dtype=np.float64)
+        k = len(names)
+        if arr.ndim != 2 or arr.shape[0] < k or arr.shape[0] != arr.shape[1]:
+            raise MarginsValueError(
+                f"the covariance matrix has shape {arr.shape}; expected at least {k}×{k}"
+            )
+        out = arr[:k, :k]
+    return np.ascontiguousarray((out + out.T) / 2.0)
+
+
+class StatsmodelsAdapter:
+    """Shared logic: formula fits use the spec; array fits need ``training_data``.
+
+    Parameters
+    ----------
+    fit : statsmodels results object
+        A fitted model (the object ``.fit()`` returns).
+    training_data : pandas.DataFrame, optional
+        The rows the model was fitted on. Required for the array interface; for formula
+        fits it defaults to the frame statsmodels kept, minus the rows it dropped.
+    """
+
+    model_names: tuple[str, ...] = ()
+
+    def __init__(self, fit: Any, training_data: pd.DataFrame | None = None) -> None:
+        model = getattr(fit, "model", None)
+        if model is None or not hasattr(fit, "params"):
+            raise MarginsTypeError(
+                f"fit: expected a fitted statsmodels results object, got {type(fit).__name__}; "
+                "call .fit() on the model first"
+            )
+        if self.model_names and type(model).__name__ not in self.model_names:
+            raise MarginsTypeError(
+                f"fit: {type(self).__name__} handles {', '.join(self.model_names)} fits, "
+                f"got {type(model).__name__}"
+            )
+        if training_data is not None and not isinstance(training_data, pd.DataFrame):
+            raise MarginsTypeError(
+                f"training_data: expected a pandas DataFrame, got {type(training_data).__name__}"
+            )
+        self.fit = fit
+        self.model = model
+        self.model_class = type(model).__name__
+        self.formula: str | None = getattr(model, "formula", None)
+        self._spec = formula_spec(model) if self.formula is not None else None
+        names, values = _fe_names_and_values(self._fe_params(), list(model.exog_names))
+        self.coef_names = names
+        self.params = values
+        self.cov = align_cov(self._cov_params(), names)
+        self.link: InverseLink = IDENTITY_LINK
+        self.data = self._recover_data(training_data)
+        if self._spec is not None:
+            spec_names = spec_column_names(self._spec)
+            if spec_names != list(names):
+                raise MarginsValueError(
+                    f"the formula spec's columns {spec_names} do not match the coefficients "
+                    f"{list(names)}"
+                )
+            self.variables = spec_variables(self._spec, list(self.data.columns), self.data)
+        else:
+            self._check_array_columns()
+            used = [n for n in names if n in self.data.columns]
+            self.variables = frame_variables(self.data, used)
+
+    # -- hooks a family overrides -------------------------------------------------------
+    def _fe_params(self) -> Any:
+        return self.fit.params
+
+    def _cov_params(self) -> Any:
+        return self.fit.cov_params()
+
+    # -- data ---------------------------------------------------------------------------
+    @property
+    def nobs(self) -> int:
+        return len(self.data)
+
+    def _recover_data(self, training_data: pd.DataFrame | None) -> pd.DataFrame:
+        n_fit = int(self.model.endog.shape[0])
+        frame = training_data
+        from_model = False
+        if frame is None:
+            frame = getattr(self.model.data, "frame", None)
+            from_model = True
+        if frame is None:
+            raise MarginsValueError(
+                f"training_data: this {self.model_class} was fitted through the array "
+                "interface, so its data cannot be recovered; pass the DataFrame it was "
+                "fitted on as training_data="
+            )
+        missing_idx = getattr(self.model.data, "missing_row_idx", None)
+        if len(frame) != n_fit and missing_idx is not None and len(missing_idx) > 0:
+            keep = np.ones(len(frame), dtype=bool)
+            keep[np.asarray(missing_idx, dtype=np.intp)] = False
+            frame = frame.loc[keep]
+        if len(frame) != n_fit:
+            source = "the model's data" if from_model else "training_data"
+            raise MarginsValueError(
+                f"training_data: {source} has {len(frame)} rows but the fit used {n_fit}; "
+                "pass exactly the rows the model was fitted on (after dropping missing values)"
+            )
+        return frame.reset_index(drop=True)
+
+    def _check_array_columns(self) -> None:
+        absent = [
+            n for n in self.coef_names if n not in self.data.columns and n not in _CONSTANT_NAMES
+        ]
+        if absent:
+            raise MarginsValueError(
+                f"training_data: the model's exog columns {absent} are not columns of "
+                f"training_data (its columns: {list(self.data.columns)}); name the exog "
+                "columns as in the data or pass a DataFrame that has them"
+            )
+
+    # -- what the margins use -------------------------------------------------------------
+    def design(self, frame: pd.DataFrame) -> np.ndarray:
+        """Design matrix of ``frame`` (same columns, same order as the coefficients)."""
+        if self._spec is not None:
+            return build_design(self._spec, frame)
+        cols = []
+        for name in self.coef_names:
+            if name in frame.columns:
+                cols.append(frame[name].to_numpy(dtype=np.float64))
+            else:  # a constant column added by add_constant
+                cols.append(np.ones(len(frame), dtype=np.float64))
+        return np.ascontiguousarray(np.column_stack(cols))
+
+    def offset(self, frame: pd.DataFrame) -> np.ndarray | None:
+        return None
