@@ -21,10 +21,16 @@ from ._validate import check_variable
 
 @dataclass(frozen=True)
 class Setting:
-    """One counterfactual: column values to set, then an optional perturbation ``var += step``."""
+    """One counterfactual: column values to set, then an optional perturbation ``var += step``.
+
+    With ``clip`` the perturbed values stay inside the variable's observed range (splines
+    such as ``bs()`` refuse to extrapolate), and each row's difference quotient uses its own
+    step; the row weights returned with the design carry that correction.
+    """
 
     values: tuple[tuple[str, Any], ...] = ()
     perturb: tuple[str, float] | None = None
+    clip: bool = False
 
 
 @dataclass
@@ -61,8 +67,9 @@ class CounterfactualData:
                             + ", ".join(repr(lv) for lv in var.levels)
                         )
                 else:
-                    if isinstance(v, (bool, np.bool_)) or not isinstance(
-                        v, (int, float, np.integer, np.floating)
+                    bool_col = pd.api.types.is_bool_dtype(self.data[name])
+                    if (isinstance(v, (bool, np.bool_)) and not bool_col) or not isinstance(
+                        v, (int, float, np.integer, np.floating, np.bool_)
                     ):
                         raise MarginsTypeError(
                             f"{arg}: {name!r} is numeric, so its values must be numbers; got {v!r}"
@@ -81,6 +88,12 @@ class CounterfactualData:
                     return lv
         return value
 
+    def _perturbed(self, x: np.ndarray, name: str, step: float, clip: bool) -> np.ndarray:
+        if not clip:
+            return x + step
+        col = self.data[name].to_numpy(dtype=np.float64)
+        return np.clip(x + step, col.min(), col.max())
+
     def frame(self, setting: Setting) -> pd.DataFrame:
         df = self.data.copy(deep=False)
         n = len(df)
@@ -96,8 +109,19 @@ class CounterfactualData:
         if setting.perturb is not None:
             name, step = setting.perturb
             # integer columns are cast to float first, or the step would be truncated away
-            df[name] = df[name].to_numpy(dtype=np.float64) + step
+            x = df[name].to_numpy(dtype=np.float64)
+            df[name] = self._perturbed(x, name, step, setting.clip)
         return df
+
+    def row_scale(self, setting: Setting) -> np.ndarray | None:
+        """Per-row 2ε / (x⁺ − x⁻) for clipped differences; None when every row steps ±ε."""
+        if setting.perturb is None or not setting.clip:
+            return None
+        name, step = setting.perturb
+        x = self.frame(Setting(setting.values))[name].to_numpy(dtype=np.float64)
+        eps = abs(step)
+        width = self._perturbed(x, name, eps, True) - self._perturbed(x, name, -eps, True)
+        return np.asarray(2.0 * eps / width)
 
     def design(self, setting: Setting) -> tuple[np.ndarray, np.ndarray | None]:
         frame = self.frame(setting)

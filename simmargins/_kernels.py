@@ -45,11 +45,16 @@ def _h(code: int, eta: float, power: float) -> float:
 
 @numba.njit(cache=True, parallel=True)
 def _margin_draws_numba(
-    X: np.ndarray, offset: np.ndarray, weights: np.ndarray, B: np.ndarray, code: int, power: float
+    X: np.ndarray,
+    offset: np.ndarray,
+    weights: np.ndarray,
+    B: np.ndarray,
+    code: int,
+    power: float,
+    n_chunks: int,
 ) -> np.ndarray:
     n, k = X.shape
     s = B.shape[0]
-    n_chunks = min(max(numba.get_num_threads() * 4, 1), max((n + _ROW_BLOCK - 1) // _ROW_BLOCK, 1))
     chunk = (n + n_chunks - 1) // n_chunks
     acc = np.zeros((n_chunks, s))
     comp = np.zeros((n_chunks, s))
@@ -112,6 +117,9 @@ def margin_draws(
     power: float = 1.0,
 ) -> np.ndarray:
     """Weighted mean over rows of h(X β + o), for every draw β in the rows of ``B``."""
+    n = X.shape[0]
+    # a few chunks per thread balance the load; each holds S accumulators, so not too many
+    n_chunks = min(numba.get_num_threads() * 4, max((n + _ROW_BLOCK - 1) // _ROW_BLOCK, 1))
     return _margin_draws_numba(
         np.ascontiguousarray(X, dtype=np.float64),
         np.ascontiguousarray(offset, dtype=np.float64),
@@ -119,4 +127,5 @@ def margin_draws(
         np.ascontiguousarray(B, dtype=np.float64),
         int(code),
         float(power),
+        int(n_chunks),
     )

@@ -207,7 +207,14 @@ class Margins:
         columns cast first); categorical ones (strings, categories, bools, ``C()``) give
         each level minus the reference level.
         """
-        names = [variables] if isinstance(variables, str) else list(variables)
+        if isinstance(variables, str):
+            names = [variables]
+        elif isinstance(variables, Sequence):
+            names = list(variables)
+        else:
+            raise MarginsTypeError(
+                f"dydx: variable names must be strings or a list of them, got {variables!r}"
+            )
         if not names:
             raise MarginsValueError("variables: give at least one variable name")
         settings: list[Setting] = []
@@ -229,7 +236,17 @@ class Margins:
             else:
                 eps = self._cf.fd_step(name)
                 j = len(settings)
-                settings += [Setting(perturb=(name, eps)), Setting(perturb=(name, -eps))]
+                pair = [Setting(perturb=(name, eps)), Setting(perturb=(name, -eps))]
+                try:
+                    for st in pair:
+                        self._cf.design(st)
+                except MarginsValueError:
+                    # e.g. bs() refuses values beyond its outer knots: step inside the range
+                    pair = [
+                        Setting(perturb=(name, eps), clip=True),
+                        Setting(perturb=(name, -eps), clip=True),
+                    ]
+                settings += pair
                 rows.append({j: 0.5 / eps, j + 1: -0.5 / eps})
                 labels.append(name)
                 terms.append(name)
@@ -269,16 +286,18 @@ class Margins:
                 raise MarginsTypeError(
                     f"contrasts: expected a numeric weight matrix ({exc})"
                 ) from exc
-            names = [scenario_label(s) for s in scenarios]
-            labels = [
-                " ".join(f"{w:+g}·[{n}]" for w, n in zip(row, names, strict=True) if w != 0)
-                for row in W
-            ]
+            labels = []
         if W.ndim != 2 or W.shape[1] != len(scenarios):
             raise MarginsValueError(
                 f"contrasts: the weight matrix has shape {W.shape}; it needs one column per "
                 f"scenario ({len(scenarios)})"
             )
+        if not labels:
+            names = [scenario_label(s) for s in scenarios]
+            labels = [
+                " ".join(f"{w:+g}·[{n}]" for w, n in zip(row, names, strict=True) if w != 0)
+                for row in W
+            ]
         if not np.all(np.isfinite(W)):
             raise MarginsValueError("contrasts: weights must be finite numbers")
         settings = [Setting(tuple(s.items())) for s in scenarios]
@@ -307,19 +326,23 @@ class Margins:
             X, off = self._cf.design(setting)
             off = np.zeros(X.shape[0]) if off is None else off
             w = self._weights
+            scale = self._cf.row_scale(setting)
+            # rows with their own difference step carry it as a weight: μ = Σ w·r·h / Σ w
+            ratio = 1.0
+            if scale is not None:
+                ratio = float((w * scale).sum() / w.sum())
+                w = w * scale
             if self.at_kind == "mean":
                 wn = w / w.sum()
                 X, off, w = (wn @ X)[None, :], np.array([wn @ off]), np.ones(1)
             mom = scenario_moments(X, off, w, beta, link)
-            values[j], grads[j] = mom.value, mom.grad
-            hessians.append(mom.hess)
-            offsets_bar[j] = float((w / w.sum()) @ off)
+            values[j], grads[j] = ratio * mom.value, ratio * mom.grad
+            hessians.append(None if mom.hess is None else ratio * mom.hess)
+            offsets_bar[j] = ratio * float((w / w.sum()) @ off)
             if mu_draws is not None:
-                from ._kernels import (
-                    margin_draws,
-                )  # numba loads only when a nonlinear link needs it
+                from ._kernels import margin_draws  # numba loads only for nonlinear links
 
-                mu_draws[:, j] = margin_draws(X, off, w, B, link.code, link.power)
+                mu_draws[:, j] = ratio * margin_draws(X, off, w, B, link.code, link.power)
         G = W @ grads
         estimate = W @ values
         if mu_draws is None:

@@ -1,0 +1,71 @@
+"""Shared fitted models (session-scoped: MixedLM fits are the slow part of the suite)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+
+from simmargins import classroom_data
+
+SEED_FORMULA = "score ~ age + female + treated + C(school)"
+
+
+@pytest.fixture(scope="session")
+def classroom() -> pd.DataFrame:
+    return classroom_data(seed=42)
+
+
+def _quiet_fit(model, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(**kwargs)
+
+
+@pytest.fixture(scope="session")
+def lmm_ri(classroom):
+    """The seed page's random-intercept model."""
+    return _quiet_fit(smf.mixedlm(SEED_FORMULA, groups="student", data=classroom))
+
+
+@pytest.fixture(scope="session")
+def lmm_rs(classroom):
+    """Random intercept and random slope of age per student."""
+    return _quiet_fit(
+        smf.mixedlm(SEED_FORMULA, groups="student", re_formula="~age", data=classroom)
+    )
+
+
+@pytest.fixture(scope="session")
+def ols_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    n = 300
+    df = pd.DataFrame(
+        {
+            "x": rng.normal(2.0, 1.5, n),
+            "z": rng.uniform(-1, 3, n),
+            "k": rng.integers(0, 10, n),
+            "g": rng.choice(["lo", "mid", "hi"], n),
+            "b": rng.random(n) > 0.4,
+            "w": rng.uniform(0.5, 2.0, n),
+        }
+    )
+    df["y"] = (
+        1.0
+        + 0.8 * df["x"]
+        - 0.3 * df["z"] ** 2
+        + 0.1 * df["k"]
+        + (df["g"] == "hi") * 1.5
+        + 0.7 * df["b"]
+        + 0.4 * df["x"] * (df["g"] == "mid")
+        + rng.normal(0, 1, n)
+    )
+    return df
+
+
+@pytest.fixture(scope="session")
+def ols_fit(ols_frame):
+    return smf.ols("y ~ x * C(g) + z + I(z**2) + k + b", ols_frame).fit()
