@@ -49,14 +49,19 @@ def delta_std_err(G: np.ndarray, cov: np.ndarray) -> np.ndarray:
 
 
 def relative_curvature(
-    G: np.ndarray, hessians: list[np.ndarray | None], factor: np.ndarray
+    G: np.ndarray, hess_factor: list[np.ndarray | None], factor: np.ndarray
 ) -> np.ndarray:
-    """κ per quantity; exactly zero where the Hessian is zero (identity links)."""
+    """κ per quantity from H·L (the Hessian applied to the covariance factor).
+
+    Taking H·L rather than H lets quantities whose Hessian is only known along the
+    whitened directions (by differencing the gradient) share this function. Exactly zero
+    where the Hessian is zero (identity links).
+    """
     out = np.zeros(G.shape[0])
-    for row, H in enumerate(hessians):
-        if H is None:
+    for row, HL in enumerate(hess_factor):
+        if HL is None:
             continue
         denom = float(np.linalg.norm(factor.T @ G[row]))
-        num = float(np.linalg.norm(factor.T @ H @ factor, ord=2))
+        num = float(np.linalg.norm(factor.T @ HL, ord=2))
         out[row] = num / denom if denom > 0 else (np.inf if num > 0 else 0.0)
     return out

@@ -123,6 +123,22 @@ class CounterfactualData:
         width = self._perturbed(x, name, eps, True) - self._perturbed(x, name, -eps, True)
         return np.asarray(2.0 * eps / width)
 
+    def needs_clip(self, name: str, step: float) -> bool:
+        """Whether the spec refuses ``name`` stepped by ±step at its extremes (bs() knots).
+
+        Only the two extreme rows are built, so the check costs nothing on large data.
+        """
+        x = self.data[name].to_numpy(dtype=np.float64)
+        rows = self.data.iloc[[int(np.argmin(x)), int(np.argmax(x))]].reset_index(drop=True)
+        probe = CounterfactualData(rows, self.variables, self.design_fn, self.offset_fn)
+        probe.base_values = self.base_values
+        try:
+            for s in (step, -step):
+                probe.design(Setting(perturb=(name, s)))
+        except MarginsValueError:
+            return True
+        return False
+
     def design(self, setting: Setting) -> tuple[np.ndarray, np.ndarray | None]:
         frame = self.frame(setting)
         return self.design_fn(frame), self.offset_fn(frame)

@@ -106,11 +106,61 @@ class MarginsResult:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(est - lo > 0, (hi - est) / (est - lo), np.nan)
 
+    def _untrustworthy(self) -> np.ndarray:
+        """Per label: κ above 0.3, or an SE disagreement beyond 3× Monte-Carlo noise.
+
+        With simulation draws a quantity that is linear in β (κ exactly zero) has an exact
+        delta SE, so its disagreement is Monte-Carlo noise by construction and is not held
+        against the delta method; bootstrap draws are compared whatever κ is.
+        """
+        dis = np.nan_to_num(self.disagreement)
+        beyond = dis > TRUST_NOISE_MULTIPLE * self.noise
+        if self._ds.attrs.get("draws_kind", "simulation") == "simulation":
+            beyond &= self.kappa > 0
+        return np.asarray((self.kappa > TRUST_KAPPA) | beyond)
+
     def delta_trustworthy(self) -> bool:
-        """False when κ > 0.3 or the SEs disagree beyond 3× Monte-Carlo noise anywhere."""
-        dis = self.disagreement
-        bad_dis = bool(np.any(np.nan_to_num(dis) > TRUST_NOISE_MULTIPLE * self.noise))
-        return not (bool(np.any(self.kappa > TRUST_KAPPA)) or bad_dis)
+        """False when any label has κ > 0.3 or disagreement beyond 3× Monte-Carlo noise."""
+        return not bool(np.any(self._untrustworthy()))
+
+    def untrustworthy_labels(self) -> list[str]:
+        return [lab for lab, bad in zip(self.labels, self._untrustworthy(), strict=True) if bad]
+
+    def interval_mcse(self, level: float | None = None) -> np.ndarray:
+        """Monte-Carlo standard error of each percentile-interval endpoint, shape (label, 2).
+
+        Distribution-free, from order statistics: the p-quantile of S draws has rank
+        S·p ± √(S·p(1−p)) at one binomial SD, so half the spread between those order
+        statistics estimates its SE. Zero for the delta headline, which has no MC error.
+        """
+        if self.method == "delta":
+            return np.zeros((len(self.labels), 2))
+        lev = self.level if level is None else check_level(level)
+        sorted_draws = np.sort(self.draws.to_numpy(), axis=0)
+        s = sorted_draws.shape[0]
+        out = np.empty((sorted_draws.shape[1], 2))
+        for col, p in enumerate(((1 - lev) / 2, (1 + lev) / 2)):
+            half = np.sqrt(s * p * (1 - p))
+            lo = int(np.clip(np.floor(s * p - half), 0, s - 1))
+            hi = int(np.clip(np.ceil(s * p + half), 0, s - 1))
+            out[:, col] = (sorted_draws[hi] - sorted_draws[lo]) / 2.0
+        return out
+
+    def diagnostics(self) -> pd.DataFrame:
+        """Per label: κ, disagreement and its noise level, asymmetry, endpoint MC errors."""
+        mcse = self.interval_mcse()
+        return pd.DataFrame(
+            {
+                "label": self.labels,
+                "kappa": self.kappa,
+                "disagreement": self.disagreement,
+                "mc_noise": self.noise,
+                "asymmetry": self.asymmetry(),
+                "ci_lower_mcse": mcse[:, 0],
+                "ci_upper_mcse": mcse[:, 1],
+                "delta_trustworthy": ~self._untrustworthy(),
+            }
+        )
 
     # -- inference ------------------------------------------------------------------------
     def _percentile(self, level: float | None) -> np.ndarray:

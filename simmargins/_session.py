@@ -8,6 +8,7 @@ one evaluation path serves all three verbs and gives delta and draws side by sid
 from __future__ import annotations
 
 import importlib.metadata
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,10 +16,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._delta import delta_std_err, relative_curvature, scenario_moments
+from ._delta import delta_std_err, relative_curvature
 from ._design import CounterfactualData, Setting
 from ._draws import cov_factor, simulate_coefficients
-from ._errors import MarginsTypeError, MarginsValueError
+from ._errors import DeltaMethodWarning, MarginsTypeError, MarginsValueError
+from ._evaluate import ELASTICITIES, Evaluated, evaluate_elasticity, evaluate_linear
+from ._links import IDENTITY_LINK, InverseLink
 from ._result import MarginsResult
 from ._scenarios import Scenario, format_value, grid, scenario_label
 from ._validate import (
@@ -184,10 +187,15 @@ class Margins:
         return self._factor
 
     # -- verbs ------------------------------------------------------------------------------
-    def predict(self, atexog: Mapping[str, Any] | None = None) -> MarginsResult:
+    def predict(
+        self,
+        atexog: Mapping[str, Any] | None = None,
+        by: str | Sequence[str] | None = None,
+    ) -> MarginsResult:
         """Predictive margins, one per combination of the values in ``atexog``.
 
-        ``predict()`` alone is the average prediction over the observed rows.
+        ``predict()`` alone is the average prediction over the observed rows; ``by``
+        averages within each subgroup of the data's ``by`` column(s) instead.
         """
         if atexog is None:
             scenarios: list[Scenario] = [{}]
@@ -198,14 +206,21 @@ class Margins:
         labels = [scenario_label(s) for s in scenarios]
         cols = list(atexog) if atexog else []
         coords = {c: [s[c] for s in scenarios] for c in cols}
-        return self._evaluate(settings, np.eye(len(settings)), labels, coords, "predict")
+        return self._evaluate(settings, np.eye(len(settings)), labels, coords, "predict", by)
 
-    def dydx(self, variables: str | Sequence[str]) -> MarginsResult:
-        """Average marginal effects.
+    def dydx(
+        self,
+        variables: str | Sequence[str],
+        by: str | Sequence[str] | None = None,
+        slope: str = "dydx",
+    ) -> MarginsResult:
+        """Average marginal effects (or elasticities) of one or more variables.
 
         Numeric variables get a central finite-difference derivative (float64, integer
         columns cast first); categorical ones (strings, categories, bools, ``C()``) give
-        each level minus the reference level.
+        each level minus the reference level. ``slope`` picks the derivative's form for
+        numeric variables: ``"dydx"`` (∂y/∂x), ``"eyex"`` (∂y/∂x·x/y), ``"eydx"``
+        (∂y/∂x/y) or ``"dyex"`` (∂y/∂x·x), each averaged over rows.
         """
         if isinstance(variables, str):
             names = [variables]
@@ -217,12 +232,16 @@ class Margins:
             )
         if not names:
             raise MarginsValueError("variables: give at least one variable name")
+        slope = check_choice("slope", slope, ("dydx", *ELASTICITIES))
+        for name in names:
+            check_variable("dydx", name, self._cf.known)
+        if slope != "dydx":
+            return self._elasticities(names, slope, by)
         settings: list[Setting] = []
         rows: list[dict[int, float]] = []
         labels: list[str] = []
         terms: list[str] = []
         for name in names:
-            check_variable("dydx", name, self._cf.known)
             var = self._cf.variables[name]
             if var.categorical:
                 assert var.levels is not None
@@ -235,18 +254,12 @@ class Margins:
                     terms.append(name)
             else:
                 eps = self._cf.fd_step(name)
+                clip = self._cf.needs_clip(name, eps)
                 j = len(settings)
-                pair = [Setting(perturb=(name, eps)), Setting(perturb=(name, -eps))]
-                try:
-                    for st in pair:
-                        self._cf.design(st)
-                except MarginsValueError:
-                    # e.g. bs() refuses values beyond its outer knots: step inside the range
-                    pair = [
-                        Setting(perturb=(name, eps), clip=True),
-                        Setting(perturb=(name, -eps), clip=True),
-                    ]
-                settings += pair
+                settings += [
+                    Setting(perturb=(name, eps), clip=clip),
+                    Setting(perturb=(name, -eps), clip=clip),
+                ]
                 rows.append({j: 0.5 / eps, j + 1: -0.5 / eps})
                 labels.append(name)
                 terms.append(name)
@@ -254,12 +267,88 @@ class Margins:
         for r, entries in enumerate(rows):
             for j, v in entries.items():
                 W[r, j] = v
-        return self._evaluate(settings, W, labels, {"term": terms}, "dydx")
+        return self._evaluate(settings, W, labels, {"term": terms}, "dydx", by)
+
+    def eyex(
+        self, variables: str | Sequence[str], by: str | Sequence[str] | None = None
+    ) -> MarginsResult:
+        """Average elasticity ∂y/∂x · x/y; see :meth:`dydx`."""
+        return self.dydx(variables, by=by, slope="eyex")
+
+    def eydx(
+        self, variables: str | Sequence[str], by: str | Sequence[str] | None = None
+    ) -> MarginsResult:
+        """Average semi-elasticity ∂y/∂x / y; see :meth:`dydx`."""
+        return self.dydx(variables, by=by, slope="eydx")
+
+    def dyex(
+        self, variables: str | Sequence[str], by: str | Sequence[str] | None = None
+    ) -> MarginsResult:
+        """Average semi-elasticity ∂y/∂x · x; see :meth:`dydx`."""
+        return self.dydx(variables, by=by, slope="dyex")
+
+    def _elasticities(
+        self, names: list[str], slope: str, by: str | Sequence[str] | None
+    ) -> MarginsResult:
+        link = self._link()
+        groups, group_coords = self._groups(by)
+        parts = []
+        for name in names:
+            var = self._cf.variables[name]
+            if var.categorical:
+                raise MarginsValueError(
+                    f"dydx: slope={slope!r} needs a numeric variable, but {name!r} is "
+                    "categorical; use slope='dydx' for its level contrasts"
+                )
+            x = self._cf.frame(Setting())[name].to_numpy(dtype=np.float64)
+            at_mean = self.at_kind == "mean"
+            if at_mean:  # evaluated at the design means, so only the mean must be positive
+                x = np.array([np.average(x, weights=self._weights)])
+            if slope in ("eyex", "dyex") and np.any(x <= 0):
+                raise MarginsValueError(
+                    f"dydx: slope={slope!r} scales by {name!r}, which must be positive in "
+                    f"every row (elasticities are in log x); {int(np.sum(x <= 0))} rows have "
+                    f"{name} <= 0"
+                )
+            if slope in ("eyex", "eydx"):
+                X0, off = self._cf.design(Setting())
+                off = np.zeros(X0.shape[0]) if off is None else off
+                if at_mean:
+                    wn = self._weights / self._weights.sum()
+                    X0, off = (wn @ X0)[None, :], np.array([wn @ off])
+                eta = X0 @ self.adapter.params + off
+                if np.any(link.h(eta) <= 0):
+                    raise MarginsValueError(
+                        f"dydx: slope={slope!r} divides by the prediction, which is <= 0 in "
+                        f"{int(np.sum(link.h(eta) <= 0))} rows on the {self.scale} scale; "
+                        "use slope='dydx' or 'dyex'"
+                    )
+            parts.append(
+                evaluate_elasticity(
+                    self._cf,
+                    name,
+                    slope,
+                    groups,
+                    link,
+                    self.adapter.params,
+                    self.coefficient_draws.to_numpy(),
+                    self._cov_factor,
+                    at_mean,
+                )
+            )
+        ev = Evaluated(
+            np.concatenate([p.estimate for p in parts]),
+            np.concatenate([p.grad for p in parts]),
+            [h for p in parts for h in p.hess_factor],
+            np.concatenate([p.draws for p in parts], axis=1),
+        )
+        return self._finish(ev, names, {"term": names}, group_coords, slope)
 
     def contrasts(
         self,
         scenarios: Sequence[Mapping[str, Any]],
         contrasts: pd.DataFrame | np.ndarray | Sequence[Any],
+        by: str | Sequence[str] | None = None,
     ) -> MarginsResult:
         """Contrasts θ = W μ between the predictive margins of ``scenarios``.
 
@@ -301,9 +390,38 @@ class Margins:
         if not np.all(np.isfinite(W)):
             raise MarginsValueError("contrasts: weights must be finite numbers")
         settings = [Setting(tuple(s.items())) for s in scenarios]
-        return self._evaluate(settings, W, labels, {}, "contrasts")
+        return self._evaluate(settings, W, labels, {}, "contrasts", by)
 
-    # -- the one evaluation path ------------------------------------------------------------
+    # -- evaluation -----------------------------------------------------------------------
+    def _groups(
+        self, by: str | Sequence[str] | None
+    ) -> tuple[list[np.ndarray], dict[str, list[Any]]]:
+        """Row weights per subgroup of ``by`` (one group of all rows when None)."""
+        if by is None:
+            return [self._weights], {}
+        cols = [by] if isinstance(by, str) else list(by)
+        if not cols:
+            raise MarginsValueError("by: give at least one column name")
+        data = self.adapter.data
+        for c in cols:
+            check_variable("by", c, list(data.columns))
+        keys = data[cols].drop_duplicates().sort_values(cols).itertuples(index=False, name=None)
+        weights: list[np.ndarray] = []
+        values: dict[str, list[Any]] = {c: [] for c in cols}
+        for key in keys:
+            mask = np.ones(len(data), dtype=bool)
+            for c, v in zip(cols, key, strict=True):
+                mask &= (data[c] == v).to_numpy()
+                values[c].append(v)
+            w = self._weights * mask
+            if w.sum() <= 0:
+                continue  # a subgroup with zero analysis weight has no average
+            weights.append(w)
+        return weights, values
+
+    def _link(self) -> InverseLink:
+        return self.adapter.link if self.scale == "response" else IDENTITY_LINK
+
     def _evaluate(
         self,
         settings: list[Setting],
@@ -311,58 +429,55 @@ class Margins:
         labels: list[str],
         coords: dict[str, list[Any]],
         quantity: str,
+        by: str | Sequence[str] | None = None,
     ) -> MarginsResult:
-        ad = self.adapter
-        link = ad.link if self.scale == "response" else _identity()
-        beta = ad.params
-        B = self.coefficient_draws.to_numpy()
-        n_set = len(settings)
-        values = np.empty(n_set)
-        grads = np.empty((n_set, beta.shape[0]))
-        hessians: list[np.ndarray | None] = []
-        offsets_bar = np.empty(n_set)
-        mu_draws = None if link.is_identity else np.empty((B.shape[0], n_set))
-        for j, setting in enumerate(settings):
-            X, off = self._cf.design(setting)
-            off = np.zeros(X.shape[0]) if off is None else off
-            w = self._weights
-            scale = self._cf.row_scale(setting)
-            # rows with their own difference step carry it as a weight: μ = Σ w·r·h / Σ w
-            ratio = 1.0
-            if scale is not None:
-                ratio = float((w * scale).sum() / w.sum())
-                w = w * scale
-            if self.at_kind == "mean":
-                wn = w / w.sum()
-                X, off, w = (wn @ X)[None, :], np.array([wn @ off]), np.ones(1)
-            mom = scenario_moments(X, off, w, beta, link)
-            values[j], grads[j] = ratio * mom.value, ratio * mom.grad
-            hessians.append(None if mom.hess is None else ratio * mom.hess)
-            offsets_bar[j] = ratio * float((w / w.sum()) @ off)
-            if mu_draws is not None:
-                from ._kernels import margin_draws  # numba loads only for nonlinear links
-
-                mu_draws[:, j] = ratio * margin_draws(X, off, w, B, link.code, link.power)
-        G = W @ grads
-        estimate = W @ values
-        if mu_draws is None:
-            # identity link: μ_s(β) = x̄_s·β + ō_s, so θ = Gβ + Wō — no pass over rows per draw
-            theta = B @ G.T + (W @ offsets_bar)[None, :]
-            hess_rows: list[np.ndarray | None] = [None] * W.shape[0]
-        else:
-            theta = mu_draws @ W.T
-            hess_rows = [
-                sum(
-                    (W[r, j] * hessians[j] for j in range(n_set) if W[r, j] != 0),
-                    np.zeros((beta.shape[0],) * 2),
-                )
-                for r in range(W.shape[0])
-            ]
-        se_delta = delta_std_err(G, ad.cov)
-        kappa = relative_curvature(G, hess_rows, self._cov_factor)
-        return MarginsResult(
-            self._dataset(labels, coords, estimate, se_delta, kappa, theta, G, quantity)
+        groups, group_coords = self._groups(by)
+        ev = evaluate_linear(
+            self._cf,
+            settings,
+            W,
+            groups,
+            self._link(),
+            self.adapter.params,
+            self.coefficient_draws.to_numpy(),
+            self._cov_factor,
+            self.at_kind == "mean",
         )
+        return self._finish(ev, labels, coords, group_coords, quantity)
+
+    def _finish(
+        self,
+        ev: Evaluated,
+        labels: list[str],
+        coords: dict[str, list[Any]],
+        group_coords: dict[str, list[Any]],
+        quantity: str,
+    ) -> MarginsResult:
+        n_grp = len(next(iter(group_coords.values()))) if group_coords else 1
+        if group_coords:
+            group_labels = [
+                ", ".join(f"{c}={format_value(v[g])}" for c, v in group_coords.items())
+                for g in range(n_grp)
+            ]
+            labels = [f"{lab} | {gl}" for lab in labels for gl in group_labels]
+            coords = {c: [v for v in vals for _ in range(n_grp)] for c, vals in coords.items()}
+            for c, vals in group_coords.items():
+                coords[c] = [vals[g] for _ in range(len(labels) // n_grp) for g in range(n_grp)]
+        se_delta = delta_std_err(ev.grad, self.adapter.cov)
+        kappa = relative_curvature(ev.grad, ev.hess_factor, self._cov_factor)
+        res = MarginsResult(
+            self._dataset(labels, coords, ev.estimate, se_delta, kappa, ev.draws, ev.grad, quantity)
+        )
+        if not res.delta_trustworthy():
+            warnings.warn(
+                f"{quantity}: the delta method is not trustworthy for "
+                + ", ".join(repr(lab) for lab in res.untrustworthy_labels())
+                + " (κ above 0.3 or SE disagreement beyond 3× Monte-Carlo noise); "
+                "report the draws",
+                DeltaMethodWarning,
+                stacklevel=3,
+            )
+        return res
 
     def _dataset(
         self,
@@ -411,9 +526,3 @@ class Margins:
             },
         )
         return ds
-
-
-def _identity() -> Any:
-    from ._links import IDENTITY_LINK
-
-    return IDENTITY_LINK

@@ -70,11 +70,17 @@ def format_summary(res: MarginsResult) -> str:
         f"(Monte-Carlo noise {100 * noise:.3f}%; {within} 3× noise)"
     )
     out.append(f"Draws: {res.n_draws} ({draws_kind}), seed = {attrs.get('seed')}")
-    if res.delta_trustworthy():
-        out.append("The delta method agrees with the draws: both routes can be trusted here.")
-    else:
+    if not res.delta_trustworthy():
         out.append(
             "The delta method is not trustworthy here (κ above 0.3 or disagreement beyond "
-            "3× Monte-Carlo noise): report the draws."
+            "3× Monte-Carlo noise for " + ", ".join(res.untrustworthy_labels()) + "): "
+            "report the draws."
         )
+    elif draws_kind == "simulation" and not np.any(kappa > 0):
+        out.append(
+            "The delta method is exact here (the quantities are linear in β); any "
+            "disagreement is Monte-Carlo noise."
+        )
+    else:
+        out.append("The delta method agrees with the draws: both routes can be trusted here.")
     return "\n".join(out)

@@ -1,0 +1,142 @@
+"""Subgroup averages (``by=``), elasticities and the diagnostics, against closed forms."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from statsmodels.tools.numdiff import approx_fprime_cs
+
+from simmargins import Margins, MarginsValueError, pairwise
+
+
+def test_predict_by_group_is_the_group_mean_of_fitted_values(ols_frame, ols_fit):
+    res = Margins.linear_scale(ols_fit, seed=0).predict(by="g")
+    groups = sorted(ols_frame["g"].unique())
+    assert res.to_frame()["g"].tolist() == groups
+    assert res.labels == [f"overall | g={g}" for g in groups]
+    for j, g in enumerate(groups):
+        mask = (ols_frame["g"] == g).to_numpy()
+        assert res.estimate[j] == pytest.approx(ols_fit.fittedvalues[mask].mean(), rel=1e-12)
+        X = np.asarray(ols_fit.model.exog)[mask].mean(axis=0)
+        V = ols_fit.cov_params().to_numpy()
+        assert res.delta_std_err[j] == pytest.approx(np.sqrt(X @ V @ X), rel=1e-10)
+
+
+def test_ame_by_group_follows_the_interaction(ols_frame, ols_fit):
+    p = ols_fit.params
+    res = Margins.linear_scale(ols_fit, seed=0).dydx(["x", "z"], by="g")
+    frame = res.to_frame()
+    assert frame[["term", "g"]].to_numpy().tolist() == [
+        ["x", "hi"], ["x", "lo"], ["x", "mid"], ["z", "hi"], ["z", "lo"], ["z", "mid"]
+    ]  # fmt: skip
+    expected_x = {
+        "hi": p["x"],
+        "lo": p["x"] + p["x:C(g)[T.lo]"],
+        "mid": p["x"] + p["x:C(g)[T.mid]"],
+    }
+    for j, g in enumerate(["hi", "lo", "mid"]):
+        assert res.estimate[j] == pytest.approx(expected_x[g], rel=1e-8)
+        zbar = ols_frame.loc[ols_frame["g"] == g, "z"].mean()
+        assert res.estimate[3 + j] == pytest.approx(p["z"] + 2 * p["I(z ** 2)"] * zbar, rel=1e-7)
+
+
+def test_contrast_by_group(ols_frame, ols_fit):
+    scen, w = pairwise("b", [True, False])
+    res = Margins.linear_scale(ols_fit, seed=0).contrasts(scenarios=scen, contrasts=w, by="g")
+    np.testing.assert_allclose(res.estimate, ols_fit.params["b[T.True]"], rtol=1e-10)
+    assert len(res.labels) == 3
+
+
+def _closed_form_elasticity(fit, df, kind):
+    """eyex/eydx/dyex of x in y ~ x*C(g) + ...: ∂ŷ/∂x per row is β_x + β_{x:g}."""
+    names = list(fit.params.index)
+    X = np.asarray(fit.model.exog)
+    x = df["x"].to_numpy()
+    lo = (df["g"] == "lo").to_numpy()
+    mid = (df["g"] == "mid").to_numpy()
+
+    def f(beta):
+        b = dict(zip(names, beta, strict=True))
+        slope = b["x"] + b["x:C(g)[T.lo]"] * lo + b["x:C(g)[T.mid]"] * mid
+        yhat = X @ beta
+        if kind == "eyex":
+            return np.mean(slope * x / yhat)
+        if kind == "eydx":
+            return np.mean(slope / yhat)
+        return np.mean(slope * x)
+
+    return f
+
+
+@pytest.mark.parametrize("kind", ["eyex", "eydx", "dyex"])
+def test_elasticities_match_closed_form_and_numeric_delta(ols_frame, kind):
+    import statsmodels.formula.api as smf
+
+    df = ols_frame.assign(x=ols_frame["x"] - ols_frame["x"].min() + 0.5, y=ols_frame["y"] + 10)
+    fit = smf.ols("y ~ x * C(g) + z", df).fit()
+    f = _closed_form_elasticity(fit, df, kind)
+    beta = fit.params.to_numpy()
+    g = approx_fprime_cs(beta, lambda b: f(b.real) if np.isrealobj(b) else f(b))
+    V = fit.cov_params().to_numpy()
+    m = Margins.linear_scale(fit, seed=4, n_sims=4000)
+    res = getattr(m, kind)("x")
+    assert res.estimate[0] == pytest.approx(f(beta), rel=1e-7)
+    assert res.delta_std_err[0] == pytest.approx(np.sqrt(g @ V @ g), rel=1e-6)
+    # draws: the elasticity evaluated at each coefficient draw, by brute force
+    draws = m.coefficient_draws.to_numpy()
+    brute = np.array([f(b) for b in draws[:50]])
+    np.testing.assert_allclose(res.draws.to_numpy()[:50, 0], brute, rtol=1e-6)
+    if kind == "dyex":
+        assert res.kappa[0] == 0.0  # linear in β
+    else:
+        assert res.kappa[0] > 0.0
+
+
+def test_elasticity_bad_input(ols_frame, ols_fit):
+    m = Margins.linear_scale(ols_fit, seed=0)
+    with pytest.raises(
+        MarginsValueError,
+        match=re.escape("slope='eyex' needs a numeric variable, but 'g' is categorical"),
+    ):
+        m.eyex("g")
+    with pytest.raises(
+        MarginsValueError, match=re.escape("'z', which must be positive in every row")
+    ):
+        m.dyex("z")
+    with pytest.raises(MarginsValueError, match="slope: got 'elasticity'"):
+        m.dydx("x", slope="elasticity")
+    with pytest.raises(MarginsValueError, match="by: 'gg' is not a variable"):
+        m.predict(by="gg")
+
+
+def test_diagnostics_frame_and_interval_mcse(lmm_ri):
+    m = Margins.linear_scale(lmm_ri, seed=21, n_sims=4000)
+    res = m.predict(atexog={"treated": [0, 1]})
+    diag = res.diagnostics()
+    assert list(diag.columns) == [
+        "label", "kappa", "disagreement", "mc_noise", "asymmetry",
+        "ci_lower_mcse", "ci_upper_mcse", "delta_trustworthy",
+    ]  # fmt: skip
+    # for normal draws the 2.5% quantile's MC SE is sqrt(p(1-p)/S)/φ(z_p)·SD ≈ 0.0675·SD at S=4000
+    expected = np.sqrt(0.025 * 0.975 / 4000) / 0.05844 * res.delta_std_err
+    np.testing.assert_allclose(diag["ci_lower_mcse"], expected, rtol=0.35)
+    assert diag["delta_trustworthy"].all()
+    np.testing.assert_allclose(diag["asymmetry"], 1.0, atol=0.15)
+
+
+def test_mean_and_dict_at_on_the_ratio_route(ols_frame):
+    import statsmodels.formula.api as smf
+
+    df = ols_frame.assign(y=ols_frame["y"] + 10)
+    fit = smf.ols("y ~ x + z", df).fit()
+    p = fit.params
+    res = Margins.linear_scale(fit, at="mean", seed=0).eyex("x")
+    xbar, zbar = df["x"].mean(), df["z"].mean()
+    assert res.estimate[0] == pytest.approx(
+        p["x"] * xbar / (p["Intercept"] + p["x"] * xbar + p["z"] * zbar), rel=1e-7
+    )
+    res = Margins.linear_scale(fit, at={"x": 2.0}, seed=0).eydx("x")
+    yhat = p["Intercept"] + p["x"] * 2.0 + p["z"] * df["z"]
+    assert res.estimate[0] == pytest.approx(np.mean(p["x"] / yhat), rel=1e-7)
