@@ -135,6 +135,12 @@ class MarginsResult:
         """
         if self.method == "delta":
             return np.zeros((len(self.labels), 2))
+        if self.interval == "normal":
+            # est ± z·SD: the endpoints move with the SD, whose relative MC error is 1/√(2(S−1))
+            lev = self.level if level is None else check_level(level)
+            z = float(special.ndtri(0.5 + lev / 2.0))
+            err = z * self.draws_std_err * self.noise
+            return np.column_stack([err, err])
         lev = self.level if level is None else check_level(level)
         sorted_draws = np.sort(self.draws.to_numpy(), axis=0)
         s = sorted_draws.shape[0]
@@ -175,12 +181,34 @@ class MarginsResult:
         est = self.estimate
         return np.column_stack([est - z * se, est + z * se])
 
-    def conf_int(self, level: float | None = None, method: str | None = None) -> np.ndarray:
-        """Intervals of shape (label, 2): percentile for draws, Wald for delta."""
+    @property
+    def interval(self) -> str:
+        return str(self._ds.attrs.get("interval", "percentile"))
+
+    def conf_int(
+        self, level: float | None = None, method: str | None = None, interval: str | None = None
+    ) -> np.ndarray:
+        """Intervals of shape (label, 2).
+
+        Delta: Wald. Draws: ``interval`` (default: the session's) is ``"percentile"``
+        (quantiles of the draws), ``"normal"`` (estimate ± z·SD of the draws) or
+        ``"basic"`` (2·estimate − the opposite quantiles).
+        """
         how = self.method if method is None else check_choice("method", method, HEADLINES)
         if how == "delta":
             return self._wald(self.delta_std_err, level)
-        return self._percentile(level)
+        kind = (
+            self.interval
+            if interval is None
+            else check_choice("interval", interval, ("percentile", "normal", "basic"))
+        )
+        if kind == "normal":
+            return self._wald(self.draws_std_err, level)
+        q = self._percentile(level)
+        if kind == "basic":
+            est = self.estimate[:, None]
+            return np.column_stack([2 * est[:, 0] - q[:, 1], 2 * est[:, 0] - q[:, 0]])
+        return q
 
     def statistic(self) -> np.ndarray:
         se = self.std_err

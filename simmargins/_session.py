@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._bootstrap import BootstrapDraws, run_bootstrap
 from ._delta import delta_std_err, relative_curvature
 from ._design import CounterfactualData, Setting
 from ._draws import cov_factor, simulate_coefficients
@@ -36,7 +37,8 @@ from ._validate import (
 from .adapters import ModelAdapter, adapter_for
 
 SCALES = ("linear", "response")
-METHODS = ("simulation", "delta")
+METHODS = ("simulation", "delta", "bootstrap")
+INTERVALS = ("percentile", "normal", "basic")
 AT_KINDS = ("overall", "mean")
 
 
@@ -99,12 +101,37 @@ class Margins:
         seed: Any = None,
         weights: str | Sequence[float] | np.ndarray | None = None,
         adapter: ModelAdapter | None = None,
+        *,
+        n_boot: int = 200,
+        n_jobs: int | None = None,
+        cluster: str | None = None,
+        interval: str = "percentile",
+        progress: bool | None = None,
+        warm_start: bool = True,
+        boot_warn_fail: float = 0.05,
+        boot_max_fail: float = 0.25,
     ) -> None:
         self.scale = check_choice("scale", scale, SCALES)
         self.method = check_choice("method", method, METHODS)
         self.n_sims = check_count("n_sims", n_sims, 2)
+        self.n_boot = check_count("n_boot", n_boot, 2)
         self.level = check_level(level)
         self.seed = check_seed(seed)
+        self.interval = check_choice("interval", interval, INTERVALS)
+        if n_jobs is not None and (
+            isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0
+        ):
+            raise MarginsValueError(
+                f"n_jobs: expected a non-zero integer (-1 for all cores) or None, got {n_jobs!r}"
+            )
+        self.n_jobs = None if n_jobs is None else int(n_jobs)
+        self.progress = progress
+        self.warm_start = bool(warm_start)
+        for arg, frac in (("boot_warn_fail", boot_warn_fail), ("boot_max_fail", boot_max_fail)):
+            if not isinstance(frac, (int, float)) or not 0.0 <= float(frac) <= 1.0:
+                raise MarginsValueError(f"{arg}: expected a fraction in [0, 1], got {frac!r}")
+        self.boot_warn_fail, self.boot_max_fail = float(boot_warn_fail), float(boot_max_fail)
+        self._boot: BootstrapDraws | None = None
         if adapter is not None and not isinstance(adapter, ModelAdapter):
             raise MarginsTypeError(
                 f"adapter: expected a simmargins adapter (e.g. StatsmodelsMixedLMAdapter), "
@@ -118,6 +145,7 @@ class Margins:
         self._cf.base_values = base
         self.at = at
         self._weights = self._check_weights(weights)
+        self.cluster = self._check_cluster(cluster)
         self._coef_draws: xr.DataArray | None = None
         self._factor: np.ndarray | None = None
 
@@ -149,6 +177,19 @@ class Margins:
             f"at: expected 'overall', 'mean' or a dict of {{variable: value}}, got {at!r}"
         )
 
+    def _check_cluster(self, cluster: Any) -> str | None:
+        if cluster is None:
+            return None
+        if not isinstance(cluster, str):
+            raise MarginsTypeError(f"cluster: expected a column name, got {cluster!r}")
+        check_variable("cluster", cluster, list(self.adapter.data.columns))
+        if self.adapter.model_class == "MixedLM":
+            raise MarginsValueError(
+                "cluster: MixedLM bootstraps resample the model's own groups; cluster= is for "
+                "OLS, WLS, GLM and discrete models"
+            )
+        return cluster
+
     def _check_weights(self, weights: Any) -> np.ndarray:
         n = len(self.adapter.data)
         if weights is None:
@@ -169,16 +210,70 @@ class Margins:
     # -- draws ------------------------------------------------------------------------------
     @property
     def coefficient_draws(self) -> xr.DataArray:
-        """The session's coefficient draws, dims ``(draw, coef)``; drawn once, then reused."""
+        """The session's coefficient draws, dims ``(draw, coef)``; made once, then reused.
+
+        Simulation draws come from N(β̂, V̂); with ``method="bootstrap"`` they are the
+        fixed effects of the converged bootstrap refits, with per-replicate
+        ``converged``, ``optimizer`` and ``seed`` coordinates.
+        """
         if self._coef_draws is None:
-            self._coef_draws = simulate_coefficients(
-                self.adapter.params,
-                self._cov_factor,
-                self.n_sims,
-                make_rng(self.seed),
-                self.adapter.coef_names,
-            )
+            if self.method == "bootstrap":
+                self._coef_draws = self._bootstrap_draws()
+            else:
+                self._coef_draws = simulate_coefficients(
+                    self.adapter.params,
+                    self._cov_factor,
+                    self.n_sims,
+                    make_rng(self.seed),
+                    self.adapter.coef_names,
+                )
         return self._coef_draws
+
+    def _bootstrap_draws(self) -> xr.DataArray:
+        refit_problem = getattr(self.adapter, "refit_problem", None)
+        if refit_problem is None:
+            raise MarginsTypeError(
+                f"method: this adapter ({type(self.adapter).__name__}) cannot refit the model, "
+                "so method='bootstrap' is not available; use 'simulation' or 'delta'"
+            )
+        clusters = None
+        if self.cluster is not None:
+            codes, uniques = pd.factorize(self.adapter.data[self.cluster])
+            if len(uniques) < 2:
+                raise MarginsValueError(
+                    f"cluster: {self.cluster!r} has {len(uniques)} cluster; a cluster bootstrap "
+                    "needs at least 2"
+                )
+            clusters = codes.astype(np.intp)
+        problem = refit_problem(clusters, warm=self.warm_start)
+        if problem.clusters is not None and int(problem.clusters.max()) + 1 < 2:
+            raise MarginsValueError(
+                "cluster: the model has only one group; a cluster bootstrap needs at least 2"
+            )
+        boot = run_bootstrap(
+            problem,
+            self.n_boot,
+            self.seed,
+            self.n_jobs,
+            self.progress,
+            self.boot_warn_fail,
+            self.boot_max_fail,
+        )
+        self._boot = boot
+        ok = [r for r in boot.replicates if r.params is not None]
+        return xr.DataArray(
+            boot.params,
+            dims=("draw", "coef"),
+            coords={
+                "draw": np.arange(len(ok)),
+                "coef": list(self.adapter.coef_names),
+                "replicate": ("draw", [r.index for r in ok]),
+                "converged": ("draw", [r.converged for r in ok]),
+                "optimizer": ("draw", [r.optimizer for r in ok]),
+                "seed": ("draw", [r.seed for r in ok]),
+            },
+            name="coefficients",
+        )
 
     @property
     def _cov_factor(self) -> np.ndarray:
@@ -469,11 +564,12 @@ class Margins:
             self._dataset(labels, coords, ev.estimate, se_delta, kappa, ev.draws, ev.grad, quantity)
         )
         if not res.delta_trustworthy():
+            versus = "the bootstrap" if self.method == "bootstrap" else "the simulation draws"
             warnings.warn(
                 f"{quantity}: the delta method is not trustworthy for "
                 + ", ".join(repr(lab) for lab in res.untrustworthy_labels())
-                + " (κ above 0.3 or SE disagreement beyond 3× Monte-Carlo noise); "
-                "report the draws",
+                + f" (κ above 0.3, or its SE disagrees with {versus} by more than 3× "
+                "Monte-Carlo noise); report the draws",
                 DeltaMethodWarning,
                 stacklevel=3,
             )
@@ -499,6 +595,19 @@ class Margins:
                 np.asarray([v.item() if isinstance(v, np.generic) else v for v in vals]),
             )
             grid_cols.append(c)
+        draw_coords: dict[str, Any] = {"draw": np.arange(theta.shape[0])}
+        boot_attrs: dict[str, Any] = {}
+        if self.method == "bootstrap":
+            cd = self.coefficient_draws
+            for c in ("replicate", "converged", "optimizer", "seed"):
+                draw_coords[f"boot_{c}"] = ("draw", cd[c].to_numpy())
+            assert self._boot is not None
+            boot_attrs = {
+                "n_boot": self.n_boot,
+                "n_failed": self._boot.n_failed,
+                "cluster": self.cluster or ("groups" if ad.model_class == "MixedLM" else "rows"),
+                "warm_start": int(self.warm_start),
+            }
         ds = xr.Dataset(
             {
                 "estimate": ("label", estimate),
@@ -507,13 +616,15 @@ class Margins:
                 "draws": (("draw", "label"), theta),
                 "gradient": (("label", "coef"), G),
             },
-            coords={**label_coords, "draw": np.arange(theta.shape[0]), "coef": list(ad.coef_names)},
+            coords={**label_coords, **draw_coords, "coef": list(ad.coef_names)},
             attrs={
                 "method": self.method,
-                "draws_kind": "simulation",
+                "draws_kind": "bootstrap" if self.method == "bootstrap" else "simulation",
+                "interval": self.interval,
+                **boot_attrs,
                 "level": self.level,
                 "seed": seed_attr(self.seed),
-                "n_sims": self.n_sims,
+                "n_sims": self.n_sims if self.method != "bootstrap" else 0,
                 "scale": self.scale,
                 "at": self.at if isinstance(self.at, str) else repr(dict(self.at)),
                 "quantity": quantity,

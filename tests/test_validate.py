@@ -24,7 +24,8 @@ BAD_SESSION = [
     (
         {"method": "delt"},
         MarginsValueError,
-        "method: got 'delt'; accepted values are 'simulation', 'delta'; did you mean 'delta'?",
+        "method: got 'delt'; accepted values are 'simulation', 'delta', 'bootstrap'; "
+        "did you mean 'delta'?",
     ),
     ({"scale": "logit"}, MarginsValueError, "scale: got 'logit'"),
     ({"at": "median"}, MarginsValueError, "at: got 'median'"),

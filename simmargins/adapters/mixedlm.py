@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from .._bootstrap import MIXEDLM_CHAIN, RefitProblem
 from ._base import StatsmodelsAdapter
 
 
@@ -43,3 +46,37 @@ class StatsmodelsMixedLMAdapter(StatsmodelsAdapter):
         """Name of the grouping column when the model was fitted from a formula."""
         name = getattr(self.model, "_group_name", None) or getattr(self.model, "group_name", None)
         return str(name) if name is not None else None
+
+    def group_codes(self) -> np.ndarray:
+        """Position of each row's group in ``model.group_labels`` (0..G-1)."""
+        model = self.model
+        codes = np.empty(int(model.endog.shape[0]), dtype=np.intp)
+        for pos, label in enumerate(model.group_labels):
+            codes[np.asarray(model.row_indices[label])] = pos
+        return codes
+
+    def refit_problem(self, clusters: np.ndarray | None, warm: bool = True) -> RefitProblem:
+        """Cluster bootstrap over the model's groups: random slopes (``exog_re``) and
+        variance components travel with their group; REML/ML as in the original fit."""
+        model = self.model
+        # with only variance components statsmodels keeps no exog_re (k_re = 0); passing
+        # one would add a random intercept the original model does not have
+        rows = (
+            {"exog_re": np.asarray(model.exog_re, dtype=np.float64)}
+            if getattr(model, "exog_re", None) is not None
+            else {}
+        )
+        return RefitProblem(
+            model_cls=type(model),
+            endog=np.asarray(model.endog, dtype=np.float64),
+            exog=np.asarray(model.exog, dtype=np.float64),
+            row_arrays=rows,
+            init_kwargs={"use_sqrt": model.use_sqrt, "missing": "none"},
+            fit_kwargs={"reml": bool(getattr(model, "reml", True))},
+            chain=MIXEDLM_CHAIN,
+            start_params=self.fit.params_object if warm else None,
+            fe_positions=np.arange(len(self.coef_names)),
+            clusters=self.group_codes(),
+            mixed=True,
+            vc=model.exog_vc if getattr(model, "k_vc", 0) else None,
+        )

@@ -1,0 +1,249 @@
+"""Bootstrap refits: resample, refit the same specification, collect the fixed effects.
+
+Everything a replicate needs travels in a :class:`RefitProblem` of plain arrays and
+constructor settings (no fitted statsmodels object), so that workers receive the data
+once per chunk and joblib can memory-map large arrays. Replicate b draws its resample
+from ``SeedSequence(seed).spawn(n_boot)[b]`` and runs with one BLAS thread, so the draws
+are bit-identical for any ``n_jobs`` and any joblib backend (loky, threads, Dask).
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._errors import MarginsValueError
+
+# MixedLM's default optimiser sometimes stops short on ordinary data; these are tried in
+# turn (each warm-started from the original estimates) until one reports convergence.
+MIXEDLM_CHAIN = ("lbfgs", "bfgs", "cg", "powell", "nm")
+GLM_CHAIN = ("IRLS", "newton", "bfgs")
+DISCRETE_CHAIN = ("newton", "bfgs", "lbfgs", "nm")
+
+
+@dataclass
+class RefitProblem:
+    """What a worker needs to refit one replicate: arrays, settings and start values."""
+
+    model_cls: type
+    endog: np.ndarray
+    exog: np.ndarray
+    row_arrays: dict[str, np.ndarray]  # init arguments aligned with rows (weights, offset, ...)
+    init_kwargs: dict[str, Any]  # other constructor arguments (family, use_sqrt, ...)
+    fit_kwargs: dict[str, Any]  # fit arguments shared by every optimiser (reml, maxiter, ...)
+    chain: tuple[str, ...]  # optimisers tried in turn; "" means the model's only route
+    start_params: Any  # warm start (None for a cold start)
+    fe_positions: np.ndarray  # where the fixed effects sit in the refit's params
+    clusters: np.ndarray | None = None  # cluster code (0..G-1) of each row, or None for rows
+    mixed: bool = False  # MixedLM: clusters are its groups; exog_re / exog_vc travel with them
+    vc: Any = None  # MixedLM's VCSpec, resampled group by group
+    fail_hook: Callable[[int], None] | None = None  # test seam: may raise for replicate b
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.endog.shape[0])
+
+
+@dataclass
+class Replicate:
+    index: int
+    params: np.ndarray | None
+    converged: bool
+    optimizer: str
+    seed: int
+    error: str = ""
+    llf: float = float("nan")  # the refit's log-likelihood (REML criterion under REML)
+
+
+@dataclass
+class BootstrapDraws:
+    params: np.ndarray  # (B_ok, K): the replicates that converged
+    replicates: list[Replicate] = field(default_factory=list)
+
+    @property
+    def n_failed(self) -> int:
+        return sum(r.params is None for r in self.replicates)
+
+
+def seed_sequence(seed: Any) -> np.random.SeedSequence:
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, np.random.Generator):
+        seq = seed.bit_generator.seed_seq
+        if isinstance(seq, np.random.SeedSequence):
+            return seq
+        return np.random.SeedSequence(int(seed.integers(2**63)))
+    return np.random.SeedSequence(seed)
+
+
+def resample(
+    problem: RefitProblem, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Row indices of a replicate, the new cluster labels, and which cluster each came from.
+
+    Clusters are drawn whole, with replacement, and each draw gets its own label: two
+    copies of student 7 are two students.
+    """
+    if problem.clusters is None:
+        n = problem.n_rows
+        return rng.integers(0, n, n), None, None
+    codes = problem.clusters
+    n_clusters = int(codes.max()) + 1
+    order = np.argsort(codes, kind="stable")
+    starts = np.searchsorted(codes[order], np.arange(n_clusters + 1))
+    picked = rng.integers(0, n_clusters, n_clusters)
+    rows = [order[starts[c] : starts[c + 1]] for c in picked]
+    labels = np.repeat(np.arange(n_clusters), [len(r) for r in rows])
+    return np.concatenate(rows), labels, picked
+
+
+def _vc_subset(vc: Any, picked: np.ndarray) -> Any:
+    from statsmodels.regression.mixed_linear_model import VCSpec
+
+    colnames = [[cn[c] for c in picked] for cn in vc.colnames]
+    mats = [[m[c] for c in picked] for m in vc.mats]
+    return VCSpec(vc.names, colnames, mats)
+
+
+def _converged(res: Any) -> bool:
+    conv = getattr(res, "converged", None)
+    if conv is None:
+        retvals = getattr(res, "mle_retvals", None) or {}
+        conv = retvals.get("converged", True)
+    return bool(conv)
+
+
+def refit_once(problem: RefitProblem, b: int, child: np.random.SeedSequence) -> Replicate:
+    """Resample and refit replicate ``b``; failures are returned, never raised."""
+    rng = np.random.default_rng(child)
+    seed_value = int(child.generate_state(1)[0])
+    try:
+        if problem.fail_hook is not None:
+            problem.fail_hook(b)
+        rows, labels, picked = resample(problem, rng)
+        kwargs = dict(problem.init_kwargs)
+        kwargs.update({k: v[rows] for k, v in problem.row_arrays.items()})
+        if problem.mixed:
+            kwargs["groups"] = labels
+            if problem.vc is not None and picked is not None:
+                kwargs["exog_vc"] = _vc_subset(problem.vc, picked)
+        model = problem.model_cls(problem.endog[rows], problem.exog[rows], **kwargs)
+        tried = []
+        for opt in problem.chain:
+            fit_kwargs = dict(problem.fit_kwargs)
+            if opt:
+                fit_kwargs["method"] = [opt] if problem.mixed else opt
+            if problem.start_params is not None:
+                fit_kwargs["start_params"] = problem.start_params
+            name = opt or "default"
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    res = model.fit(**fit_kwargs)
+            except (np.linalg.LinAlgError, ValueError, FloatingPointError, OverflowError) as exc:
+                # one optimiser stepping into a singular region is no reason to give up
+                tried.append(f"{name} raised {type(exc).__name__}")
+                continue
+            params = np.asarray(res.fe_params if problem.mixed else res.params, dtype=float)
+            if _converged(res) and np.all(np.isfinite(params)):
+                fe = params if problem.mixed else params[problem.fe_positions]
+                llf = float(getattr(res, "llf", np.nan))
+                return Replicate(b, fe, True, name, seed_value, llf=llf)
+            tried.append(f"{name} did not converge")
+        return Replicate(b, None, False, "", seed_value, "; ".join(tried))
+    except Exception as exc:  # a replicate that raises is counted, not fatal
+        return Replicate(b, None, False, "", seed_value, f"{type(exc).__name__}: {exc}")
+
+
+def _run_chunk(
+    problem: RefitProblem, jobs: Sequence[tuple[int, np.random.SeedSequence]]
+) -> list[Replicate]:
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread per worker: no oversubscription, and bit-identical sums for any n_jobs
+    with threadpool_limits(limits=1):
+        return [refit_once(problem, b, child) for b, child in jobs]
+
+
+def run_bootstrap(
+    problem: RefitProblem,
+    n_boot: int,
+    seed: Any,
+    n_jobs: int | None,
+    progress: bool | None,
+    warn_fraction: float,
+    max_fraction: float,
+) -> BootstrapDraws:
+    """Run ``n_boot`` replicates through joblib and keep the converged ones, in order."""
+    from joblib import Parallel, delayed
+
+    children = seed_sequence(seed).spawn(n_boot)
+    n_workers = _effective_jobs(n_jobs)
+    # a few chunks per worker balance uneven refit times while sending the data only a
+    # few times per worker instead of with every replicate
+    n_chunks = min(n_boot, max(1, 4 * n_workers)) if n_workers > 1 else 1
+    chunks = [c for c in np.array_split(np.arange(n_boot), n_chunks) if len(c)]
+    show = sys.stderr.isatty() if progress is None else bool(progress)
+    tasks = (delayed(_run_chunk)(problem, [(int(b), children[b]) for b in c]) for c in chunks)
+    results: list[Replicate] = []
+    try:
+        gen = Parallel(
+            n_jobs=n_jobs if n_jobs is not None else -1, return_as="generator_unordered"
+        )(tasks)
+        bar = _progress(n_boot, show)
+        for chunk in gen:
+            results.extend(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+    except Exception as exc:
+        name = type(exc).__name__
+        if "Terminated" in name or "BrokenProcessPool" in name:
+            raise RuntimeError(
+                f"bootstrap: a worker process died during the refits ({name}: {exc}); no "
+                "draws were returned. Rerun with n_jobs=1 to see the replicate that kills it."
+            ) from exc
+        raise
+    results.sort(key=lambda r: r.index)
+    ok = [r for r in results if r.params is not None]
+    failed = n_boot - len(ok)
+    frac = failed / n_boot
+    if frac > max_fraction:
+        reasons = sorted({r.error for r in results if r.params is None})[:3]
+        raise MarginsValueError(
+            f"n_boot: {failed} of {n_boot} bootstrap replicates failed ({100 * frac:.1f}%, "
+            f"above the {100 * max_fraction:g}% limit set by boot_max_fail); first reasons: "
+            + "; ".join(reasons)
+        )
+    if frac > warn_fraction:
+        warnings.warn(
+            f"{failed} of {n_boot} bootstrap replicates failed ({100 * frac:.1f}%) and were "
+            "excluded; the bootstrap distribution may be biased towards easy resamples",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    if len(ok) < 2:
+        raise MarginsValueError(f"n_boot: only {len(ok)} replicates succeeded; need at least 2")
+    return BootstrapDraws(np.vstack([r.params for r in ok if r.params is not None]), results)
+
+
+def _effective_jobs(n_jobs: int | None) -> int:
+    import os
+
+    if n_jobs is None or n_jobs < 0:
+        return os.cpu_count() or 1
+    return max(1, int(n_jobs))
+
+
+def _progress(total: int, show: bool) -> Any:
+    if not show:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="bootstrap refits", unit="refit", file=sys.stderr)
