@@ -18,6 +18,15 @@ from ._formula import Variable
 from ._scenarios import format_value
 from ._validate import check_variable
 
+# Reserved setting keys for a model's offset and exposure, which are not data columns. The
+# adapter keeps each row's value in a hidden column of its data (so any subset of rows
+# carries its own), a setting such as ``atexog={"exposure": 1.0}`` overwrites that column,
+# and the adapter's ``offset(frame)`` reads it. A model variable of the same name wins.
+OFFSET_SETTINGS: dict[str, str] = {
+    "offset": "__simmargins_offset__",
+    "exposure": "__simmargins_exposure__",
+}
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -42,17 +51,47 @@ class CounterfactualData:
     design_fn: Any  # Callable[[pd.DataFrame], np.ndarray]
     offset_fn: Any  # Callable[[pd.DataFrame], np.ndarray | None]
     base_values: dict[str, Any] = field(default_factory=dict)
+    # keys of OFFSET_SETTINGS this model accepts; by default the adapter owning offset_fn
+    # says (its ``offset_keys``), so every CounterfactualData built from it agrees
+    offset_keys: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.offset_keys is None:
+            owner = getattr(self.offset_fn, "__self__", None)
+            self.offset_keys = tuple(getattr(owner, "offset_keys", ()))
 
     @property
     def known(self) -> list[str]:
         return list(self.variables)
+
+    def _check_offset_setting(self, arg: str, name: str, value: Any) -> None:
+        """An ``offset`` (any finite number) or ``exposure`` (positive) setting."""
+        if name not in (self.offset_keys or ()):
+            other = [k for k in (self.offset_keys or ()) if k != name]
+            hint = f"; it has {other[0]}=, so set {other[0]!r} instead" if other else ""
+            raise MarginsValueError(
+                f"{arg}: {name!r} sets a model's {name}, but this model was fitted without "
+                f"{name}= and has no variable named {name!r}{hint}"
+            )
+        vals = [value] if isinstance(value, (str, bytes)) or np.ndim(value) == 0 else list(value)
+        for v in vals:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(
+                v, (int, float, np.integer, np.floating)
+            ):
+                raise MarginsTypeError(f"{arg}: {name!r} must be a number, got {v!r}")
+            if not np.isfinite(v) or (name == "exposure" and v <= 0):
+                kind = "positive and finite" if name == "exposure" else "finite"
+                raise MarginsValueError(f"{arg}: {name!r} must be {kind}, got {v!r}")
 
     def check_values(self, arg: str, values: Mapping[str, Any]) -> None:
         """Validate ``{variable: value}`` for a scenario, ``atexog`` or ``at`` dict."""
         if not isinstance(values, Mapping):
             raise MarginsTypeError(f"{arg}: expected a dict of {{variable: value}}, got {values!r}")
         for name, value in values.items():
-            check_variable(arg, name, self.known)
+            if name in OFFSET_SETTINGS and name not in self.variables:
+                self._check_offset_setting(arg, name, value)
+                continue
+            check_variable(arg, name, [*self.known, *(self.offset_keys or ())])
             vals = (
                 [value] if isinstance(value, (str, bytes)) or np.ndim(value) == 0 else list(value)
             )
@@ -98,6 +137,9 @@ class CounterfactualData:
         df = self.data.copy(deep=False)
         n = len(df)
         for name, value in [*self.base_values.items(), *setting.values]:
+            if name in OFFSET_SETTINGS and name not in self.variables:
+                df[OFFSET_SETTINGS[name]] = np.full(n, float(value))
+                continue
             col = df[name]
             value = self._level(name, value)
             if isinstance(col.dtype, pd.CategoricalDtype):

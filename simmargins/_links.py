@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from ._errors import MarginsValueError
+
 Array = np.ndarray
 _SQRT_2PI = float(np.sqrt(2.0 * np.pi))
 
@@ -113,7 +115,21 @@ CAUCHY_LINK = InverseLink(
 
 
 def power_link(power: float) -> InverseLink:
-    """Inverse of the power link η = μ^p, i.e. h(η) = η^(1/p) (inverse, sqrt, inverse-squared)."""
+    """Inverse of the power link η = μ^p, i.e. h(η) = η^(1/p) (inverse, sqrt, inverse-squared).
+
+    ``power_link(1)`` is the identity link itself, so it keeps the identity shortcuts.
+
+    Examples
+    --------
+    >>> power_link(1.0) is IDENTITY_LINK
+    True
+    >>> float(power_link(-1.0).h(np.array([4.0]))[0])
+    0.25
+    """
+    if power == 0:
+        raise MarginsValueError("power_link: the power must be non-zero (p = 0 is the log link)")
+    if power == 1:
+        return IDENTITY_LINK
     a = 1.0 / power
 
     def h(eta: Array) -> Array:

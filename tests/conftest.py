@@ -69,3 +69,47 @@ def ols_frame() -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def ols_fit(ols_frame):
     return smf.ols("y ~ x * C(g) + z + I(z**2) + k + b", ols_frame).fit()
+
+
+# -- GLM and discrete models (tests/test_glm.py, tests/test_discrete.py) --------------------
+@pytest.fixture(scope="session")
+def glm_frame() -> pd.DataFrame:
+    """A binary outcome with an x1 × g interaction, and counts over an exposure time t."""
+    rng = np.random.default_rng(11)
+    n = 2000
+    df = pd.DataFrame(
+        {
+            "x1": rng.normal(0.0, 1.0, n),
+            "x2": rng.normal(0.0, 1.0, n),
+            "g": rng.choice(["a", "b", "c"], n),
+            "k": rng.integers(0, 5, n),
+            "d": rng.integers(0, 2, n),
+            "t": rng.uniform(0.5, 3.0, n),
+        }
+    )
+    gb, gc = (df["g"] == "b").to_numpy(), (df["g"] == "c").to_numpy()
+    x1, x2 = df["x1"].to_numpy(), df["x2"].to_numpy()
+    eta = -0.2 + 0.6 * x1 + 0.4 * gb - 0.3 * gc + 0.5 * x1 * gb - 0.4 * x2 + 0.1 * df["k"]
+    df["y"] = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(float)
+    mu = df["t"] * np.exp(0.1 + 0.3 * x1 - 0.2 * x2 + 0.3 * gc + 0.05 * df["k"])
+    df["c"] = rng.poisson(mu)
+    return df
+
+
+@pytest.fixture(scope="session")
+def logit_glm(glm_frame):
+    import statsmodels.api as sm
+
+    return smf.glm("y ~ x1 * C(g) + x2", glm_frame, family=sm.families.Binomial()).fit()
+
+
+@pytest.fixture(scope="session")
+def poisson_glm(glm_frame):
+    import statsmodels.api as sm
+
+    return smf.glm(
+        "c ~ x1 + x2 + C(g)",
+        glm_frame,
+        family=sm.families.Poisson(),
+        offset=np.log(glm_frame["t"]),
+    ).fit()

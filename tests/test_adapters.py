@@ -8,6 +8,7 @@ import pytest
 import statsmodels.api as sm
 import statsmodels.formula
 import statsmodels.formula.api as smf
+from packaging.version import Version
 
 from simmargins import Margins, MarginsTypeError, MarginsValueError, pairwise
 from simmargins.adapters import (
@@ -111,6 +112,11 @@ def formulaic_engine():
     statsmodels.formula.options.formula_engine = old
 
 
+@pytest.mark.skipif(
+    Version(statsmodels.__version__).release < (0, 15),
+    reason="statsmodels < 0.15 has no formulaic engine (statsmodels.formula.options."
+    f"formula_engine); installed: {statsmodels.__version__}",
+)
 def test_formulaic_engine_gives_the_same_margins(ols_frame, formulaic_engine):
     # statsmodels' own predict reads the global engine option, so it stays set throughout
     fit_f = smf.ols("y ~ x * C(g) + z + I(z**2) + k + b", ols_frame).fit()

@@ -10,12 +10,16 @@ from typing import Any
 
 from .._errors import MarginsTypeError
 from ._base import ModelAdapter, StatsmodelsAdapter
+from .discrete import StatsmodelsDiscreteAdapter
+from .glm import StatsmodelsGLMAdapter
 from .linear import StatsmodelsOLSAdapter
 from .mixedlm import StatsmodelsMixedLMAdapter
 
 __all__ = [
     "ModelAdapter",
     "StatsmodelsAdapter",
+    "StatsmodelsDiscreteAdapter",
+    "StatsmodelsGLMAdapter",
     "StatsmodelsMixedLMAdapter",
     "StatsmodelsOLSAdapter",
     "adapter_for",
@@ -25,6 +29,8 @@ __all__ = [
 _REGISTRY: tuple[type[StatsmodelsAdapter], ...] = (
     StatsmodelsMixedLMAdapter,
     StatsmodelsOLSAdapter,
+    StatsmodelsGLMAdapter,
+    StatsmodelsDiscreteAdapter,
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from .._bootstrap import RefitProblem
 from .._errors import MarginsTypeError, MarginsValueError
 from .._formula import (
     Variable,
@@ -194,3 +195,48 @@ class StatsmodelsAdapter:
 
     def offset(self, frame: pd.DataFrame) -> np.ndarray | None:
         return None
+
+    # -- bootstrap ------------------------------------------------------------------------
+    #: optimisers tried in turn for a replicate ("" = the model's only fitting route)
+    refit_chain: tuple[str, ...] = ("",)
+    _NOT_ROW_ARGS = frozenset({"formula", "model_spec", "design_info", "missing_idx", "missing"})
+
+    def refit_problem(self, clusters: np.ndarray | None, warm: bool = True) -> RefitProblem:
+        """Everything a bootstrap replicate needs to refit this model's specification.
+
+        The replicate refits on the fit's own design rows (endog, exog and every
+        row-aligned constructor argument such as weights, offset, exposure), so the
+        coefficients keep their meaning and are pushed through the original data.
+        """
+        model = self.model
+        n = int(model.endog.shape[0])
+        row_arrays: dict[str, np.ndarray] = {}
+        init: dict[str, Any] = {"missing": "none"}
+        for key, value in model._get_init_kwds().items():
+            if key in self._NOT_ROW_ARGS or value is None:
+                continue
+            if isinstance(value, (np.ndarray, pd.Series)) and value.ndim >= 1 and len(value) == n:
+                row_arrays[key] = np.asarray(value)
+            else:
+                init[key] = value
+        names = list(self.fit.params.index) if isinstance(self.fit.params, pd.Series) else None
+        positions = (
+            np.array([names.index(c) for c in self.coef_names])
+            if names is not None
+            else np.arange(len(self.coef_names))
+        )
+        needs_start = self.refit_chain != ("",)
+        return RefitProblem(
+            model_cls=type(model),
+            endog=np.asarray(model.endog, dtype=np.float64),
+            exog=np.asarray(model.exog, dtype=np.float64),
+            row_arrays=row_arrays,
+            init_kwargs=init,
+            fit_kwargs={},
+            chain=self.refit_chain,
+            start_params=np.asarray(self.fit.params, dtype=float)
+            if (warm and needs_start)
+            else None,
+            fe_positions=positions,
+            clusters=clusters,
+        )
