@@ -15,7 +15,7 @@ from ._errors import (
     MarginsValueError,
     SimMarginsError,
 )
-from ._result import MarginsResult
+from ._result import MarginsResult, load
 from ._scenarios import all_pairwise, consecutive, pairwise, reference
 from ._session import Margins
 
@@ -31,6 +31,7 @@ __all__ = [
     "all_pairwise",
     "classroom_data",
     "consecutive",
+    "load",
     "pairwise",
     "reference",
     "sleepstudy_data",

@@ -6,6 +6,9 @@ Dataset holds; ``summary()`` only formats them.
 
 from __future__ import annotations
 
+import os
+import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +21,20 @@ from ._validate import check_choice, check_level
 HEADLINES = ("simulation", "delta", "bootstrap")
 TRUST_KAPPA = 0.3  # above this relative curvature the delta method is suspect (DESIGN.md)
 TRUST_NOISE_MULTIPLE = 3.0  # disagreement beyond this many MC noise levels is real
+ADJUST_METHODS = (
+    "none",
+    "bonferroni",
+    "sidak",
+    "holm-sidak",
+    "holm",
+    "simes-hochberg",
+    "hommel",
+    "fdr_bh",
+    "fdr_by",
+    "fdr_tsbh",
+    "fdr_tsbky",
+    "sup-t",
+)
 
 
 class MarginsResult:
@@ -186,29 +203,71 @@ class MarginsResult:
         return str(self._ds.attrs.get("interval", "percentile"))
 
     def conf_int(
-        self, level: float | None = None, method: str | None = None, interval: str | None = None
+        self,
+        level: float | None = None,
+        method: str | None = None,
+        interval: str | None = None,
+        kind: str = "pointwise",
     ) -> np.ndarray:
         """Intervals of shape (label, 2).
 
         Delta: Wald. Draws: ``interval`` (default: the session's) is ``"percentile"``
         (quantiles of the draws), ``"normal"`` (estimate ± z·SD of the draws) or
-        ``"basic"`` (2·estimate − the opposite quantiles).
+        ``"basic"`` (2·estimate − the opposite quantiles). ``kind="simultaneous"`` gives
+        sup-t bands, estimate ± c·SE with c the ``level`` quantile of max over labels of
+        |draw − estimate| / SE, so all labels are covered jointly.
         """
         how = self.method if method is None else check_choice("method", method, HEADLINES)
+        check_choice("kind", kind, ("pointwise", "simultaneous"))
+        if kind == "simultaneous":
+            crit = self.sup_t_critical(level, method=how)
+            se = self.delta_std_err if how == "delta" else self.draws_std_err
+            est = self.estimate
+            return np.column_stack([est - crit * se, est + crit * se])
         if how == "delta":
             return self._wald(self.delta_std_err, level)
-        kind = (
+        kind_ = (
             self.interval
             if interval is None
             else check_choice("interval", interval, ("percentile", "normal", "basic"))
         )
-        if kind == "normal":
+        if kind_ == "normal":
             return self._wald(self.draws_std_err, level)
         q = self._percentile(level)
-        if kind == "basic":
-            est = self.estimate[:, None]
-            return np.column_stack([2 * est[:, 0] - q[:, 1], 2 * est[:, 0] - q[:, 0]])
+        if kind_ == "basic":
+            est = self.estimate
+            return np.column_stack([2 * est - q[:, 1], 2 * est - q[:, 0]])
         return q
+
+    def _max_t(self, method: str) -> np.ndarray:
+        """max over labels of |θ − θ̂| / SE for each draw (the sup-t statistic's draws)."""
+        if method == "delta":
+            # the delta method's joint normal: correlation from G V̂ Gᵀ, drawn with a fixed
+            # seed so the critical value is a property of the result, not of the call
+            cov = self._delta_cov()
+            sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+            keep = sd > 0
+            corr = cov[np.ix_(keep, keep)] / np.outer(sd[keep], sd[keep])
+            rng = np.random.default_rng(20_240_601)
+            vals, vecs = np.linalg.eigh(corr)
+            root = vecs * np.sqrt(np.clip(vals, 0, None))
+            z = rng.standard_normal((20_000, int(keep.sum()))) @ root.T
+            return np.asarray(np.abs(z).max(axis=1))
+        d = self.draws.transpose("draw", "label").to_numpy()
+        se = self.draws_std_err
+        keep = se > 0
+        return np.asarray(np.abs((d[:, keep] - self.estimate[keep]) / se[keep]).max(axis=1))
+
+    def _delta_cov(self) -> np.ndarray:
+        G = self._ds["gradient"].to_numpy()
+        return np.asarray(G @ self._ds["coef_cov"].to_numpy() @ G.T)
+
+    def sup_t_critical(self, level: float | None = None, method: str | None = None) -> float:
+        """The sup-t critical value c at ``level`` (≥ the pointwise normal quantile)."""
+        lev = self.level if level is None else check_level(level)
+        how = self.method if method is None else method
+        t = self._max_t(how)
+        return float(np.quantile(t, lev, method="higher"))
 
     def statistic(self) -> np.ndarray:
         se = self.std_err
@@ -216,7 +275,29 @@ class MarginsResult:
             return np.where(se > 0, self.estimate / se, np.nan)
 
     def p_value(self) -> np.ndarray:
-        return np.asarray(2.0 * special.ndtr(-np.abs(self.statistic())))
+        """Two-sided normal p-values; adjusted when the result came from :meth:`adjust`."""
+        raw = np.asarray(2.0 * special.ndtr(-np.abs(self.statistic())))
+        how = self._ds.attrs.get("p_adjust", "none")
+        if how == "none":
+            return raw
+        if how == "sup-t":
+            t = self._max_t(self.method)
+            return np.asarray([np.mean(t >= abs(z)) for z in self.statistic()])
+        from statsmodels.stats.multitest import multipletests
+
+        return np.asarray(multipletests(raw, method=how)[1])
+
+    def adjust(self, method: str = "holm") -> MarginsResult:
+        """The same result with p-values adjusted for multiple comparisons.
+
+        ``method`` is any of statsmodels' ``multipletests`` methods (``"holm"``,
+        ``"bonferroni"``, ``"fdr_bh"``, ...) or ``"sup-t"`` (simultaneous p-values from the
+        draws' max-|t| distribution, matching ``conf_int(kind="simultaneous")``).
+        """
+        check_choice("method", method, ADJUST_METHODS)
+        ds = self._ds.copy()
+        ds.attrs = {**ds.attrs, "p_adjust": method}
+        return MarginsResult(ds)
 
     def with_level(self, level: float) -> MarginsResult:
         """The same result reported at another confidence level."""
@@ -250,6 +331,36 @@ class MarginsResult:
         """The underlying Dataset (a copy), with provenance attributes."""
         return self._ds.copy()
 
+    def to_netcdf(self, path: str | os.PathLike[str]) -> Path:
+        """Write the result (draws, estimates, delta SEs, labels, grid, provenance) to netCDF.
+
+        The file is written to a temporary name and renamed into place when complete.
+        Read it back with :func:`simmargins.load`.
+        """
+        from ._io import write_netcdf
+
+        return write_netcdf(self._ds, path)
+
+    def to_inference_data(self) -> Any:
+        """An arviz InferenceData whose posterior group holds the draws (one chain).
+
+        The variable is named after the quantity (``predict``, ``dydx``, ``contrasts``...)
+        with dimension ``label``, so ``az.summary`` and ``az.plot_posterior`` work on it.
+        """
+        with warnings.catch_warnings():
+            # arviz 0.2x announces its 1.x refactor on import: not actionable for our users
+            warnings.filterwarnings("ignore", "\nArviZ is undergoing", FutureWarning)
+            import arviz as az
+
+        name = str(self._ds.attrs.get("quantity", "margins"))
+        draws = self.draws.transpose("draw", "label").to_numpy()[None, :, :]
+        return az.from_dict(
+            posterior={name: draws},
+            coords={"label": self.labels},
+            dims={name: ["label"]},
+            attrs={k: v for k, v in self._ds.attrs.items() if isinstance(v, (str, int, float))},
+        )
+
     def summary(self) -> str:
         """The text table: estimates, inference, then n, κ, disagreement, draws and seed."""
         from ._summary import format_summary
@@ -258,3 +369,14 @@ class MarginsResult:
 
     def __repr__(self) -> str:
         return self.summary()
+
+
+def load(path: str | os.PathLike[str]) -> MarginsResult:
+    """Read a result written by :meth:`MarginsResult.to_netcdf`; no model is needed.
+
+    From a loaded result one can change the level (:meth:`MarginsResult.with_level`),
+    re-summarise and re-plot.
+    """
+    from ._io import read_netcdf
+
+    return MarginsResult(read_netcdf(path))

@@ -7,6 +7,7 @@ one evaluation path serves all three verbs and gives delta and draws side by sid
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import warnings
 from collections.abc import Mapping, Sequence
@@ -50,6 +51,14 @@ def _versions() -> str:
         except importlib.metadata.PackageNotFoundError:
             out.append(f"{pkg}=unknown")
     return " ".join(out)
+
+
+def _fingerprint(frame: pd.DataFrame) -> str:
+    """SHA-256 of the rows the fit used (values and column names), for provenance."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(map(str, frame.columns)).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return h.hexdigest()
 
 
 class Margins:
@@ -615,8 +624,14 @@ class Margins:
                 "kappa": ("label", kappa),
                 "draws": (("draw", "label"), theta),
                 "gradient": (("label", "coef"), G),
+                "coef_cov": (("coef", "coef_col"), ad.cov),
             },
-            coords={**label_coords, **draw_coords, "coef": list(ad.coef_names)},
+            coords={
+                **label_coords,
+                **draw_coords,
+                "coef": list(ad.coef_names),
+                "coef_col": list(ad.coef_names),
+            },
             attrs={
                 "method": self.method,
                 "draws_kind": "bootstrap" if self.method == "bootstrap" else "simulation",
@@ -631,6 +646,7 @@ class Margins:
                 "nobs": len(ad.data),
                 "model_class": ad.model_class,
                 "formula": ad.formula or "",
+                "data_fingerprint": _fingerprint(ad.data),
                 "link": ad.link.name,
                 "versions": _versions(),
                 "grid_columns": grid_cols,

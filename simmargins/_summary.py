@@ -70,6 +70,8 @@ def format_summary(res: MarginsResult) -> str:
         f"(Monte-Carlo noise {100 * noise:.3f}%; {within} 3× noise)"
     )
     out.append(f"Draws: {res.n_draws} ({draws_kind}), seed = {attrs.get('seed')}")
+    if attrs.get("p_adjust", "none") != "none":
+        out.append(f"P-values adjusted for multiple comparisons: {attrs['p_adjust']}")
     if not res.delta_trustworthy():
         out.append(
             "The delta method is not trustworthy here (κ above 0.3 or disagreement beyond "
