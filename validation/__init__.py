@@ -1,0 +1,1 @@
+"""Validation studies of simmargins' intervals (run on demand; see docs/validation.md)."""
