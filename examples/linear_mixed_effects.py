@@ -1,8 +1,11 @@
 """Linear mixed effects: the seed page, end to end, with simulation and delta side by side.
 
 Run ``python examples/linear_mixed_effects.py [OUTDIR]``; it prints the summaries and
-saves the two plots (predicted score over age by sex, school contrasts) as PNG files in
-OUTDIR (default: ``lme_output``).
+saves PNG files in OUTDIR (default: ``lme_output``): the seed page's two hand-made plots
+(``age_by_sex.png``, ``school_contrasts.png``) and the same pictures from simmargins'
+plot functions (``curve_age_by_sex.png`` with pointwise and sup-t bands,
+``forest_school_contrasts.png`` with both routes' intervals), plus
+``dist_school_contrasts.png``: each contrast's draws with the delta method's normal curve.
 """
 
 from __future__ import annotations
@@ -17,7 +20,15 @@ import matplotlib.pyplot as plt
 import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
-from simmargins import Margins, classroom_data, pairwise, reference
+from simmargins import (
+    Margins,
+    classroom_data,
+    pairwise,
+    plot_curve,
+    plot_dist,
+    plot_forest,
+    reference,
+)
 from simmargins.adapters import StatsmodelsMixedLMAdapter
 
 
@@ -41,7 +52,8 @@ def main(outdir: Path) -> None:
 
     # Plot: predicted score over age by sex
     ages = list(range(20, 76, 2))
-    df_plot = m.predict(atexog={"age": ages, "female": [0, 1]}).to_frame()
+    by_age = m.predict(atexog={"age": ages, "female": [0, 1]})
+    df_plot = by_age.to_frame()
     fig, ax = plt.subplots(figsize=(6, 4))
     for level, sub in df_plot.groupby("female"):
         ax.plot(sub["age"], sub["estimate"], label="Female" if level == 1 else "Male")
@@ -78,6 +90,17 @@ def main(outdir: Path) -> None:
     fig.tight_layout()
     fig.savefig(outdir / "school_contrasts.png", dpi=100)
     plt.close(fig)
+
+    # The same pictures from simmargins' plot functions, each returning what it drew
+    drawn = plot_curve(by_age, x="age", by="female")  # pointwise and sup-t bands
+    drawn.figure.savefig(outdir / "curve_age_by_sex.png", dpi=100)
+    plt.close(drawn.figure)
+    drawn = plot_forest(res)  # simulation percentile and delta Wald intervals per row
+    drawn.figure.savefig(outdir / "forest_school_contrasts.png", dpi=100)
+    plt.close(drawn.figure)
+    drawn = plot_dist(res)  # draws' density, percentile interval, delta normal curve
+    drawn.figure.savefig(outdir / "dist_school_contrasts.png", dpi=100)
+    plt.close(drawn.figure)
 
     # Array interface: the same model through sm.MixedLM(y, X, groups)
     X = sm.add_constant(df[["age", "female", "treated"]])

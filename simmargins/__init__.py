@@ -15,6 +15,7 @@ from ._errors import (
     MarginsValueError,
     SimMarginsError,
 )
+from ._plotting import PlotArtists, plot_curve, plot_dist, plot_forest
 from ._result import MarginsResult, load
 from ._scenarios import all_pairwise, consecutive, pairwise, reference
 from ._session import Margins
@@ -26,6 +27,7 @@ __all__ = [
     "MarginsResult",
     "MarginsTypeError",
     "MarginsValueError",
+    "PlotArtists",
     "SimMarginsError",
     "adapters",
     "all_pairwise",
@@ -33,6 +35,9 @@ __all__ = [
     "consecutive",
     "load",
     "pairwise",
+    "plot_curve",
+    "plot_dist",
+    "plot_forest",
     "reference",
     "sleepstudy_data",
 ]

@@ -1,4 +1,4 @@
-"""The example script runs end to end and writes both plots; import stays light."""
+"""The example script runs end to end and writes its plots; import stays light."""
 
 from __future__ import annotations
 
@@ -22,7 +22,13 @@ def test_linear_mixed_effects_example(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "Margins Result (simulation, level=0.95)" in proc.stdout
     assert "treated=1 - treated=0" in proc.stdout
-    for name in ("age_by_sex.png", "school_contrasts.png"):
+    for name in (
+        "age_by_sex.png",
+        "school_contrasts.png",
+        "curve_age_by_sex.png",
+        "forest_school_contrasts.png",
+        "dist_school_contrasts.png",
+    ):
         png = out / name
         assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
