@@ -9,10 +9,12 @@ from __future__ import annotations
 from . import adapters
 from ._datasets import classroom_data, sleepstudy_data
 from ._errors import (
+    BootstrapError,
     CovarianceWarning,
     DeltaMethodWarning,
     MarginsTypeError,
     MarginsValueError,
+    SeparationWarning,
     SimMarginsError,
 )
 from ._plotting import PlotArtists, plot_curve, plot_dist, plot_forest
@@ -21,6 +23,7 @@ from ._scenarios import all_pairwise, consecutive, pairwise, reference
 from ._session import Margins
 
 __all__ = [
+    "BootstrapError",
     "CovarianceWarning",
     "DeltaMethodWarning",
     "Margins",
@@ -28,6 +31,7 @@ __all__ = [
     "MarginsTypeError",
     "MarginsValueError",
     "PlotArtists",
+    "SeparationWarning",
     "SimMarginsError",
     "adapters",
     "all_pairwise",

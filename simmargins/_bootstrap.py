@@ -13,17 +13,28 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._errors import MarginsValueError
+from ._errors import BootstrapError, MarginsValueError
+
+if TYPE_CHECKING:
+    from ._lmm_fast import FastProblem
 
 # MixedLM's default optimiser sometimes stops short on ordinary data; these are tried in
 # turn (each warm-started from the original estimates) until one reports convergence.
 MIXEDLM_CHAIN = ("lbfgs", "bfgs", "cg", "powell", "nm")
 GLM_CHAIN = ("IRLS", "newton", "bfgs")
 DISCRETE_CHAIN = ("newton", "bfgs", "lbfgs", "nm")
+# refit= routes: "fast" refits Gaussian MixedLMs from group statistics (see _lmm_fast)
+REFIT_ROUTES = ("auto", "fast", "statsmodels")
+ROUTE_FAST, ROUTE_STATSMODELS = "sufficient-statistics", "statsmodels"
+# the fast route runs in-process unless the replicates would take longer than this serially:
+# a fresh joblib pool costs about 2.5 s on 2 cores (imports and the compiled kernel loaded
+# in each worker), so with two workers it pays off only beyond about twice that
+_FAST_PARALLEL_MIN_SECONDS = 5.0
+_FAST_PROBE = 8  # replicates timed in-process before choosing
 
 
 @dataclass
@@ -64,6 +75,9 @@ class Replicate:
 class BootstrapDraws:
     params: np.ndarray  # (B_ok, K): the replicates that converged
     replicates: list[Replicate] = field(default_factory=list)
+    route: str = ROUTE_STATSMODELS  # how the replicates were refitted
+    route_reason: str = ""
+    parallel: str = ""  # where they ran: in-process, or joblib with how many jobs
 
     @property
     def n_failed(self) -> int:
@@ -96,10 +110,16 @@ def resample(
     n_clusters = int(codes.max()) + 1
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(n_clusters + 1))
-    picked = rng.integers(0, n_clusters, n_clusters)
+    picked = draw_clusters(n_clusters, rng)
     rows = [order[starts[c] : starts[c + 1]] for c in picked]
     labels = np.repeat(np.arange(n_clusters), [len(r) for r in rows])
     return np.concatenate(rows), labels, picked
+
+
+def draw_clusters(n_clusters: int, rng: np.random.Generator) -> np.ndarray:
+    """The clusters of one replicate, with replacement: the only random draw of a cluster
+    bootstrap, shared by :func:`resample` and the fast route so both see the same resamples."""
+    return rng.integers(0, n_clusters, n_clusters)
 
 
 def _vc_subset(vc: Any, picked: np.ndarray) -> Any:
@@ -160,14 +180,57 @@ def refit_once(problem: RefitProblem, b: int, child: np.random.SeedSequence) -> 
         return Replicate(b, None, False, "", seed_value, f"{type(exc).__name__}: {exc}")
 
 
+def fast_refit_once(problem: FastProblem, b: int, child: np.random.SeedSequence) -> Replicate:
+    """Replicate ``b`` refitted from group statistics: the same draw as :func:`refit_once`
+    (``draw_clusters`` from the same child seed), then multiplicities instead of rows."""
+    rng = np.random.default_rng(child)
+    seed_value = int(child.generate_state(1)[0])
+    try:
+        if problem.fail_hook is not None:
+            problem.fail_hook(b)
+        n_clusters = problem.stats.n_groups
+        m = np.bincount(draw_clusters(n_clusters, rng), minlength=n_clusters)
+        fit = problem.fit(m)
+        if fit.converged and np.all(np.isfinite(fit.fe_params)):
+            name = f"{ROUTE_FAST}:{fit.optimizer}"
+            return Replicate(b, fit.fe_params, True, name, seed_value, llf=fit.llf)
+        return Replicate(b, None, False, "", seed_value, fit.message or "did not converge")
+    except Exception as exc:  # a replicate that raises is counted, not fatal
+        return Replicate(b, None, False, "", seed_value, f"{type(exc).__name__}: {exc}")
+
+
+Worker = Callable[[Any, int, np.random.SeedSequence], Replicate]
+
+
 def _run_chunk(
-    problem: RefitProblem, jobs: Sequence[tuple[int, np.random.SeedSequence]]
+    problem: Any, jobs: Sequence[tuple[int, np.random.SeedSequence]], worker: Worker = refit_once
 ) -> list[Replicate]:
     from threadpoolctl import threadpool_limits
 
     # one BLAS thread per worker: no oversubscription, and bit-identical sums for any n_jobs
     with threadpool_limits(limits=1):
-        return [refit_once(problem, b, child) for b, child in jobs]
+        return [worker(problem, b, child) for b, child in jobs]
+
+
+def choose_route(problem: RefitProblem, refit: str) -> tuple[str, str]:
+    """Which refit route runs (``ROUTE_FAST`` or ``ROUTE_STATSMODELS``) and why."""
+    from ._lmm_fast import why_not_fast
+
+    if refit == "statsmodels":
+        return ROUTE_STATSMODELS, "refit='statsmodels' was requested"
+    reason = why_not_fast(problem)
+    if reason:
+        if refit == "fast":
+            raise MarginsValueError(
+                f"refit: 'fast' refits Gaussian MixedLMs with one grouping factor and no "
+                f"variance components from group statistics, but {reason}; use "
+                "refit='auto' (falls back to statsmodels) or refit='statsmodels'"
+            )
+        return ROUTE_STATSMODELS, f"not eligible for the fast engine: {reason}"
+    return ROUTE_FAST, (
+        "Gaussian MixedLM with one grouping factor and no variance components: exact refits "
+        "from per-group sufficient statistics"
+    )
 
 
 def run_bootstrap(
@@ -178,38 +241,26 @@ def run_bootstrap(
     progress: bool | None,
     warn_fraction: float,
     max_fraction: float,
+    refit: str = "auto",
 ) -> BootstrapDraws:
-    """Run ``n_boot`` replicates through joblib and keep the converged ones, in order."""
-    from joblib import Parallel, delayed
+    """Run ``n_boot`` replicates and keep the converged ones, in order.
 
+    ``refit`` picks the route (see :func:`choose_route`): statsmodels refits run through
+    joblib; the fast route runs in-process unless its replicates would take more than
+    ``_FAST_PARALLEL_MIN_SECONDS`` serially, then the rest go through the same joblib path.
+    """
     children = seed_sequence(seed).spawn(n_boot)
-    n_workers = _effective_jobs(n_jobs)
-    # a few chunks per worker balance uneven refit times while sending the data only a
-    # few times per worker instead of with every replicate
-    n_chunks = min(n_boot, max(1, 4 * n_workers)) if n_workers > 1 else 1
-    chunks = [c for c in np.array_split(np.arange(n_boot), n_chunks) if len(c)]
+    route, reason = choose_route(problem, refit)
     show = sys.stderr.isatty() if progress is None else bool(progress)
-    tasks = (delayed(_run_chunk)(problem, [(int(b), children[b]) for b in c]) for c in chunks)
-    results: list[Replicate] = []
-    try:
-        gen = Parallel(
-            n_jobs=n_jobs if n_jobs is not None else -1, return_as="generator_unordered"
-        )(tasks)
-        bar = _progress(n_boot, show)
-        for chunk in gen:
-            results.extend(chunk)
-            if bar is not None:
-                bar.update(len(chunk))
-        if bar is not None:
-            bar.close()
-    except Exception as exc:
-        name = type(exc).__name__
-        if "Terminated" in name or "BrokenProcessPool" in name:
-            raise RuntimeError(
-                f"bootstrap: a worker process died during the refits ({name}: {exc}); no "
-                "draws were returned. Rerun with n_jobs=1 to see the replicate that kills it."
-            ) from exc
-        raise
+    bar = _progress(n_boot, show)
+    if route == ROUTE_FAST:
+        results, parallel = _run_fast(problem, children, n_jobs, bar)
+    else:
+        jobs = [(b, children[b]) for b in range(n_boot)]
+        results = _run_parallel(problem, jobs, n_jobs, refit_once, bar)
+        parallel = f"joblib (n_jobs={n_jobs if n_jobs is not None else -1})"
+    if bar is not None:
+        bar.close()
     results.sort(key=lambda r: r.index)
     ok = [r for r in results if r.params is not None]
     failed = n_boot - len(ok)
@@ -230,7 +281,79 @@ def run_bootstrap(
         )
     if len(ok) < 2:
         raise MarginsValueError(f"n_boot: only {len(ok)} replicates succeeded; need at least 2")
-    return BootstrapDraws(np.vstack([r.params for r in ok if r.params is not None]), results)
+    return BootstrapDraws(
+        np.vstack([r.params for r in ok if r.params is not None]), results, route, reason, parallel
+    )
+
+
+def _run_fast(
+    problem: RefitProblem,
+    children: list[np.random.SeedSequence],
+    n_jobs: int | None,
+    bar: Any,
+) -> tuple[list[Replicate], str]:
+    """Fast refits: time a few in-process, then finish in-process or through joblib."""
+    import time
+
+    from ._lmm_fast import fast_problem
+
+    fproblem = fast_problem(problem)
+    fproblem.warm_up()  # load the compiled kernel before timing anything
+    jobs = [(b, child) for b, child in enumerate(children)]
+    probe = jobs[:_FAST_PROBE]
+    t0 = time.perf_counter()
+    results = _run_chunk(fproblem, probe, fast_refit_once)
+    per_replicate = (time.perf_counter() - t0) / max(1, len(probe))
+    if bar is not None:
+        bar.update(len(probe))
+    rest = jobs[len(probe) :]
+    n_workers = _effective_jobs(n_jobs)
+    if rest and n_workers > 1 and per_replicate * len(rest) > _FAST_PARALLEL_MIN_SECONDS:
+        results += _run_parallel(fproblem, rest, n_jobs, fast_refit_once, bar)
+        where = f"joblib (n_jobs={n_jobs if n_jobs is not None else -1})"
+    else:
+        for lo in range(0, len(rest), 64):
+            chunk = rest[lo : lo + 64]
+            results += _run_chunk(fproblem, chunk, fast_refit_once)
+            if bar is not None:
+                bar.update(len(chunk))
+        where = "in-process"
+    return results, f"{where}; {1000 * per_replicate:.2g} ms per replicate serially"
+
+
+def _run_parallel(
+    problem: Any,
+    jobs: list[tuple[int, np.random.SeedSequence]],
+    n_jobs: int | None,
+    worker: Worker,
+    bar: Any,
+) -> list[Replicate]:
+    from joblib import Parallel, delayed
+
+    n_workers = _effective_jobs(n_jobs)
+    # a few chunks per worker balance uneven refit times while sending the data only a
+    # few times per worker instead of with every replicate
+    n_chunks = min(len(jobs), max(1, 4 * n_workers)) if n_workers > 1 else 1
+    chunks = [c for c in np.array_split(np.arange(len(jobs)), n_chunks) if len(c)]
+    tasks = (delayed(_run_chunk)(problem, [jobs[i] for i in c], worker) for c in chunks)
+    results: list[Replicate] = []
+    try:
+        gen = Parallel(
+            n_jobs=n_jobs if n_jobs is not None else -1, return_as="generator_unordered"
+        )(tasks)
+        for chunk in gen:
+            results.extend(chunk)
+            if bar is not None:
+                bar.update(len(chunk))
+    except Exception as exc:
+        name = type(exc).__name__
+        if "Terminated" in name or "BrokenProcessPool" in name:
+            raise BootstrapError(
+                f"bootstrap: a worker process died during the refits ({name}: {exc}); no "
+                "draws were returned. Rerun with n_jobs=1 to see the replicate that kills it."
+            ) from exc
+        raise
+    return results
 
 
 def _effective_jobs(n_jobs: int | None) -> int:

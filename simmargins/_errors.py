@@ -19,9 +19,17 @@ class MarginsTypeError(SimMarginsError, TypeError):
     """An argument (or the fitted model) has a type simmargins does not accept."""
 
 
+class BootstrapError(SimMarginsError, RuntimeError):
+    """The bootstrap could not finish (e.g. a worker process died); no draws are returned."""
+
+
 class DeltaMethodWarning(UserWarning):
     """The delta method disagrees with the draws by more than Monte-Carlo noise."""
 
 
 class CovarianceWarning(UserWarning):
     """The coefficient covariance is not positive definite; draws use its eigen-decomposition."""
+
+
+class SeparationWarning(UserWarning):
+    """A binary-outcome fit is (quasi-)perfectly separated: its SEs are not to be trusted."""

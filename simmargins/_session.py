@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._bootstrap import BootstrapDraws, run_bootstrap
+from ._bootstrap import REFIT_ROUTES, BootstrapDraws, run_bootstrap
 from ._delta import delta_std_err, relative_curvature
 from ._design import CounterfactualData, Setting
 from ._draws import cov_factor, simulate_coefficients
@@ -86,6 +86,12 @@ class Margins:
     adapter : ModelAdapter, optional
         Required for array-interface fits, e.g.
         ``StatsmodelsMixedLMAdapter(fit, training_data=df)``.
+    refit : {"auto", "fast", "statsmodels"}
+        Bootstrap refits: ``"auto"`` refits Gaussian MixedLMs with one grouping factor and
+        no variance components exactly from per-group sufficient statistics, and other
+        models with statsmodels; ``"fast"`` insists (the refits raise, naming the reason,
+        when the model does not qualify); ``"statsmodels"`` always refits with statsmodels.
+        The route taken is recorded in the result's ``refit_route*`` attributes.
 
     Examples
     --------
@@ -119,6 +125,7 @@ class Margins:
         warm_start: bool = True,
         boot_warn_fail: float = 0.05,
         boot_max_fail: float = 0.25,
+        refit: str = "auto",
     ) -> None:
         self.scale = check_choice("scale", scale, SCALES)
         self.method = check_choice("method", method, METHODS)
@@ -136,6 +143,7 @@ class Margins:
         self.n_jobs = None if n_jobs is None else int(n_jobs)
         self.progress = progress
         self.warm_start = bool(warm_start)
+        self.refit = check_choice("refit", refit, REFIT_ROUTES)  # bootstrap refit route
         for arg, frac in (("boot_warn_fail", boot_warn_fail), ("boot_max_fail", boot_max_fail)):
             if not isinstance(frac, (int, float)) or not 0.0 <= float(frac) <= 1.0:
                 raise MarginsValueError(f"{arg}: expected a fraction in [0, 1], got {frac!r}")
@@ -185,6 +193,17 @@ class Margins:
         raise MarginsTypeError(
             f"at: expected 'overall', 'mean' or a dict of {{variable: value}}, got {at!r}"
         )
+
+    def _check_varies(self, name: str) -> None:
+        """A variable with one value in every row carries no information about its effect."""
+        col = self.adapter.data[name]
+        var = self._cf.variables[name]
+        n_values = len(var.levels or ()) if var.categorical else col.nunique(dropna=True)
+        if n_values < 2:
+            raise MarginsValueError(
+                f"dydx: {name!r} takes a single value ({format_value(col.iloc[0])}) in every row "
+                "the fit used, so the data carry no information about its effect"
+            )
 
     def _check_cluster(self, cluster: Any) -> str | None:
         if cluster is None:
@@ -267,6 +286,7 @@ class Margins:
             self.progress,
             self.boot_warn_fail,
             self.boot_max_fail,
+            refit=self.refit,
         )
         self._boot = boot
         ok = [r for r in boot.replicates if r.params is not None]
@@ -339,6 +359,7 @@ class Margins:
         slope = check_choice("slope", slope, ("dydx", *ELASTICITIES))
         for name in names:
             check_variable("dydx", name, self._cf.known)
+            self._check_varies(name)
         if slope != "dydx":
             return self._elasticities(names, slope, by)
         settings: list[Setting] = []
@@ -616,6 +637,9 @@ class Margins:
                 "n_failed": self._boot.n_failed,
                 "cluster": self.cluster or ("groups" if ad.model_class == "MixedLM" else "rows"),
                 "warm_start": int(self.warm_start),
+                "refit_route": self._boot.route,
+                "refit_route_reason": self._boot.route_reason,
+                "refit_parallel": self._boot.parallel,
             }
         ds = xr.Dataset(
             {

@@ -256,3 +256,33 @@ def test_mixedlm_rejects_cluster_and_single_cluster_is_refused(lmm_ri, ols_frame
     m = Margins(fit, method="bootstrap", cluster="one", n_boot=5)
     with pytest.raises(MarginsValueError, match="cluster: 'one' has 1 cluster"):
         m.predict()
+
+
+class _KillsWorker:
+    """Test double: replicate 3 kills its worker process outright (as an OOM kill would)."""
+
+    def __call__(self, b: int) -> None:
+        if b == 3:
+            import os
+
+            os._exit(1)
+
+
+class _KillingAdapter(StatsmodelsMixedLMAdapter):
+    def refit_problem(self, clusters, warm=True):
+        problem = super().refit_problem(clusters, warm)
+        problem.fail_hook = _KillsWorker()
+        return problem
+
+
+def test_a_killed_worker_fails_clearly_and_returns_nothing(lmm_ri):
+    from simmargins import BootstrapError
+
+    ad = _KillingAdapter(lmm_ri)
+    # refit="statsmodels": the refits must run in worker processes for one of them to die
+    m = Margins.linear_scale(
+        lmm_ri, adapter=ad, method="bootstrap", n_boot=8, seed=1, n_jobs=2, refit="statsmodels"
+    )
+    with pytest.raises(BootstrapError, match="a worker process died during the refits"):
+        m.predict()
+    assert m._coef_draws is None  # no partial draws were kept as if complete

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import math
+import re
+
+import numba
 import numpy as np
 import pytest
 
 from simmargins import _links as links
-from simmargins._kernels import margin_draws, margin_draws_numpy
+from simmargins._kernels import (
+    _exp,
+    ame_draws,
+    ame_draws_numpy,
+    margin_draws,
+    margin_draws_numpy,
+)
 
 LINKS = [
     links.IDENTITY_LINK,
@@ -19,10 +29,8 @@ LINKS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def problem():
-    rng = np.random.default_rng(0)
-    n, k, s = 1037, 6, 17  # odd sizes exercise the block edges
+def _make_problem(n: int, k: int, s: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
     X = np.column_stack([np.ones(n), rng.normal(size=(n, k - 1))])
     B = rng.normal(scale=0.3, size=(s, k))
     off = rng.normal(scale=0.1, size=n)
@@ -30,11 +38,43 @@ def problem():
     return X, off, w, B
 
 
+@pytest.fixture(scope="module")
+def problem():
+    # odd sizes exercise the edges: a partial row tile, an odd draw count (a lone last
+    # draw in the η pairs), a partial draw block, and K not a multiple of the unroll of 4
+    return _make_problem(n=1037, k=7, s=17)
+
+
+@pytest.fixture(scope="module")
+def ame_problem(problem):
+    X, off, w, B = problem
+    # a finite difference magnifies η's last-bit differences (BLAS and the kernel sum the
+    # K products in different orders) by 1/(2ε), and a draw whose AME is near zero then
+    # misses a 1e-12 *relative* tolerance through no fault of either side; ε = 1e-2 keeps
+    # that magnification at 50. The brute-force test below uses a small ε instead.
+    eps = 1e-2
+    Xp, Xm = X.copy(), X.copy()
+    Xp[:, 2] += eps
+    Xm[:, 2] -= eps
+    # a column built from the perturbed one (an interaction) moves too
+    Xp[:, 3] = X[:, 3] * Xp[:, 2]
+    Xm[:, 3] = X[:, 3] * Xm[:, 2]
+    return Xp, Xm, off, w, B, 1.0 / (2.0 * eps)
+
+
 @pytest.mark.parametrize("link", LINKS, ids=lambda lk: lk.name)
 def test_numba_matches_numpy_twin(problem, link):
     X, off, w, B = problem
     got = margin_draws(X, off, w, B, link.code, link.power)
     want = margin_draws_numpy(X, off, w, B, link.h)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("link", LINKS, ids=lambda lk: lk.name)
+def test_ame_kernel_matches_numpy_twin(ame_problem, link):
+    Xp, Xm, off, w, B, inv_2eps = ame_problem
+    got = ame_draws(Xp, Xm, off, w, B, link.code, link.power, inv_2eps)
+    want = ame_draws_numpy(Xp, Xm, off, w, B, link.h, inv_2eps)
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
@@ -47,6 +87,34 @@ def test_matches_a_brute_force_loop(problem):
         assert got[d] == pytest.approx(want, rel=1e-12)
 
 
+def test_ame_kernel_matches_a_brute_force_loop(problem):
+    X, off, w, B = problem
+    eps = 1e-5
+    Xp, Xm = X.copy(), X.copy()
+    Xp[:, 1] += eps
+    Xm[:, 1] -= eps
+    inv_2eps = 1.0 / (2.0 * eps)
+    got = ame_draws(Xp, Xm, off, w, B, links.LOGIT_LINK.code, 1.0, inv_2eps)
+    for d in range(B.shape[0]):
+        terms = []
+        for i in range(Xp.shape[0]):
+            hp = 1.0 / (1.0 + math.exp(-(math.fsum(Xp[i] * B[d]) + off[i])))
+            hm = 1.0 / (1.0 + math.exp(-(math.fsum(Xm[i] * B[d]) + off[i])))
+            terms.append(w[i] * (hp - hm))
+        want = math.fsum(terms) / math.fsum(w) * inv_2eps
+        assert got[d] == pytest.approx(want, rel=1e-8)  # 1/(2ε) magnifies η's last bits
+
+
+def test_ame_of_a_linear_term_is_its_coefficient(problem):
+    X, off, w, B = problem
+    eps = 1e-3
+    Xp, Xm = X.copy(), X.copy()
+    Xp[:, 1] += eps
+    Xm[:, 1] -= eps
+    got = ame_draws(Xp, Xm, off, w, B, links.IDENTITY, 1.0, 1 / (2 * eps))
+    np.testing.assert_allclose(got, B[:, 1], rtol=1e-10)
+
+
 def test_power_link(problem):
     X, _, w, B = problem
     eta_pos = np.abs(X) + 0.5
@@ -54,6 +122,87 @@ def test_power_link(problem):
     got = margin_draws(eta_pos, np.zeros(len(w)), w, np.abs(B), link.code, link.power)
     want = margin_draws_numpy(eta_pos, np.zeros(len(w)), w, np.abs(B), link.h)
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("n", "s"), [(1, 1), (7, 2), (128, 8), (129, 9), (40_000, 3)])
+def test_sizes_at_the_tile_and_block_edges(n, s):
+    X, off, w, B = _make_problem(n=n, k=5, s=s, seed=n)
+    got = margin_draws(X, off, w, B, links.LOGIT)
+    want = margin_draws_numpy(X, off, w, B, links.LOGIT_LINK.h)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_the_result_does_not_depend_on_the_thread_count(problem):
+    X, off, w, B = _make_problem(n=20_000, k=6, s=9)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = margin_draws(X, off, w, B, links.LOGIT)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = margin_draws(X, off, w, B, links.LOGIT)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one, many)
+
+
+def test_summation_is_compensated():
+    # a million terms of mixed size: a plain running sum drifts by ~1e-14 relative; the
+    # kernel (blocked partial sums into a Neumaier accumulator) stays within a few ulps
+    rng = np.random.default_rng(1)
+    n = 1_000_000
+    v = rng.uniform(0.0, 1.0, n) * 10.0 ** rng.integers(-3, 3, n)
+    w = rng.uniform(0.5, 2.0, n)
+    exact = math.fsum(w * v) / math.fsum(w)
+    got = margin_draws(v[:, None], np.zeros(n), w, np.ones((1, 1)), links.IDENTITY)[0]
+    naive = float(np.cumsum(w * v)[-1] / np.cumsum(w)[-1])  # cumsum adds left to right
+    assert abs(got - exact) <= 4 * np.spacing(exact)
+    assert abs(naive - exact) > 30 * np.spacing(exact)  # the test can tell the difference
+
+
+def test_exp_helper_is_accurate_across_the_range():
+    x = np.concatenate(
+        [np.linspace(-745.0, 709.7, 4001), np.linspace(-1.0, 1.0, 2001), [0.0, -0.0]]
+    )
+    got = np.array([_exp(v) for v in x])
+    want = np.exp(x)
+    normal = want > np.finfo(float).tiny
+    np.testing.assert_array_less(
+        np.abs(got - want)[normal], 2.5 * np.spacing(want[normal]) + 1e-300
+    )
+    np.testing.assert_allclose(got[~normal], want[~normal], rtol=1e-3, atol=1e-320)
+    assert _exp(-800.0) == 0.0
+    assert _exp(710.0) == math.inf
+    assert _exp(math.inf) == math.inf
+    assert _exp(-math.inf) == 0.0
+    assert math.isnan(_exp(math.nan))
+
+
+def test_logit_kernel_is_finite_in_the_tails():
+    X = np.array([[700.0], [-700.0], [0.0]])
+    got = margin_draws(X, np.zeros(3), np.ones(3), np.array([[1.0]]), links.LOGIT_LINK.code)
+    assert got[0] == pytest.approx(0.5)
+    got = margin_draws(X, np.zeros(3), np.ones(3), np.array([[1e307]]), links.LOGIT)  # η = ±inf
+    assert got[0] == pytest.approx(0.5)
+
+
+def test_nan_in_a_row_reaches_the_result():
+    X, off, w, B = _make_problem(n=300, k=3, s=4)
+    X[17, 1] = np.nan
+    assert np.isnan(margin_draws(X, off, w, B, links.LOGIT)).all()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((np.ones((5, 3)), np.zeros(5), np.ones(5), np.ones((2, 4))), "B must be (draws, 3)"),
+        ((np.ones((5, 3)), np.zeros(4), np.ones(5), np.ones((2, 3))), "one value per row (5)"),
+    ],
+)
+def test_shape_mismatches_are_named(args, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        margin_draws(*args, links.LOGIT)
+    with pytest.raises(ValueError, match=re.escape("design matrices differ in shape")):
+        ame_draws(*(np.ones((5, 3)), np.ones((4, 3)), *args[1:]), links.LOGIT, 1.0, 1.0)
 
 
 @pytest.mark.parametrize("link", LINKS[1:], ids=lambda lk: lk.name)
@@ -66,9 +215,3 @@ def test_link_derivatives_against_central_differences(link):
     np.testing.assert_allclose(
         link.d2h(eta), (link.dh(eta + h) - link.dh(eta - h)) / (2 * h), rtol=1e-5, atol=1e-8
     )
-
-
-def test_logit_kernel_is_finite_in_the_tails():
-    X = np.array([[700.0], [-700.0], [0.0]])
-    got = margin_draws(X, np.zeros(3), np.ones(3), np.array([[1.0]]), links.LOGIT_LINK.code)
-    assert got[0] == pytest.approx(0.5)

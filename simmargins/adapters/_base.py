@@ -130,6 +130,8 @@ class StatsmodelsAdapter:
             self._check_array_columns()
             used = [n for n in names if n in self.data.columns]
             self.variables = frame_variables(self.data, used)
+        self._check_values()
+        self._check_rows()
 
     # -- hooks a family overrides -------------------------------------------------------
     def _fe_params(self) -> Any:
@@ -144,6 +146,66 @@ class StatsmodelsAdapter:
         return len(self.data)
 
     def _recover_data(self, training_data: pd.DataFrame | None) -> pd.DataFrame:
+        try:
+            return self._recover_rows(training_data)
+        except MarginsValueError as exc:
+            if training_data is None:
+                raise
+            # an array fit on pre-cleaned data, given the uncleaned frame: drop the rows with
+            # missing values in the model's columns (the design check confirms the match)
+            names = self.model.endog_names
+            endog = [names] if isinstance(names, str) else list(names or [])
+            cols = [c for c in [*self.coef_names, *endog] if c in training_data.columns]
+            complete = training_data.dropna(subset=cols) if cols else training_data
+            n_fit = int(self.model.endog.shape[0])
+            if len(complete) != n_fit:
+                raise MarginsValueError(
+                    f"{exc}; dropping the rows with missing values in the model's columns "
+                    f"{cols} leaves {len(complete)} rows, which does not match either"
+                ) from None
+            return complete.reset_index(drop=True)
+
+    def _check_values(self) -> None:
+        """NaN or infinite values in a variable the model uses: name the column."""
+        for name, var in self.variables.items():
+            col = self.data[name]
+            bad = col.isna().to_numpy().copy()
+            if not var.categorical and pd.api.types.is_numeric_dtype(col):
+                bad |= ~np.isfinite(col.to_numpy(dtype=np.float64, na_value=np.nan))
+            if bad.any():
+                raise MarginsValueError(
+                    f"training_data: column {name!r} has {int(bad.sum())} missing or infinite "
+                    f"values (first at row {int(np.flatnonzero(bad)[0])}) among the rows the "
+                    "fit used; pass the rows the model was fitted on, without missing values"
+                )
+
+    def _check_rows(self) -> None:
+        """The recovered rows must rebuild the fit's own design matrix, row for row."""
+        exog = np.asarray(self.model.exog, dtype=np.float64)
+        try:
+            X = self.design(self.data)
+        except MarginsValueError as exc:
+            raise MarginsValueError(
+                f"training_data: the design cannot be rebuilt from the rows recovered for "
+                f"this {self.model_class} ({exc}); pass the rows the model was fitted on"
+            ) from exc
+        if X.shape != exog.shape:
+            raise MarginsValueError(
+                f"training_data: the rebuilt design has shape {X.shape} but the fit's has "
+                f"{exog.shape}; pass the rows the model was fitted on"
+            )
+        tol = 1e-8 * (1.0 + np.abs(exog))
+        bad = ~(np.abs(X - exog) <= tol)  # NaN counts as a mismatch
+        if bad.any():
+            row, col = (int(i[0]) for i in np.nonzero(bad))
+            raise MarginsValueError(
+                f"training_data: these rows are not the rows the {self.model_class} was fitted "
+                f"on: row {row} gives {self.coef_names[col]}={X[row, col]!r} where the fit had "
+                f"{exog[row, col]!r} ({int(bad.any(axis=1).sum())} rows differ); pass the rows "
+                "the model used, in the same order, after dropping rows with missing values"
+            )
+
+    def _recover_rows(self, training_data: pd.DataFrame | None) -> pd.DataFrame:
         n_fit = int(self.model.endog.shape[0])
         frame = training_data
         from_model = False

@@ -11,23 +11,19 @@ those columns. A setting ``{"offset": o}`` or ``{"exposure": t}`` in ``at``, ``a
 scenario overwrites the column for all rows; a model variable of the same name takes
 precedence over the reserved key.
 
-Rows
-----
-The margins average over the rows the fit used. After recovering them (dropping the rows
-statsmodels dropped for missing values), the adapter rebuilds the design from those rows
-and checks that it reproduces ``model.exog``; if not, the rows are not the fit's rows and
-it says so rather than averaging over the wrong ones.
+Rows are recovered and checked against the fit's own design in the shared base adapter.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .._design import OFFSET_SETTINGS
-from .._errors import MarginsValueError
+from .._errors import MarginsValueError, SeparationWarning
 from .._links import InverseLink
 from ._base import StatsmodelsAdapter
 
@@ -42,7 +38,7 @@ class GLMLikeAdapter(StatsmodelsAdapter):
         super().__init__(fit, training_data)
         self.link = self._inverse_link()
         self._offset_parts: tuple[str, ...] = self._attach_offsets()
-        self._check_rows()
+        self._check_separation()
 
     def _inverse_link(self) -> InverseLink:
         raise NotImplementedError
@@ -94,49 +90,32 @@ class GLMLikeAdapter(StatsmodelsAdapter):
             total = part if total is None else total + part
         return None if total is None else np.ascontiguousarray(total)
 
-    # -- rows -------------------------------------------------------------------------------
-    def _recover_data(self, training_data: pd.DataFrame | None) -> pd.DataFrame:
-        try:
-            return super()._recover_data(training_data)
-        except MarginsValueError as exc:
-            if training_data is None:
-                raise
-            # an array fit on pre-cleaned data, given the uncleaned frame: drop the rows with
-            # missing values in the model's columns (the design check below confirms the match)
-            names = self.model.endog_names
-            endog = [names] if isinstance(names, str) else list(names or [])
-            cols = [c for c in [*self.coef_names, *endog] if c in training_data.columns]
-            complete = training_data.dropna(subset=cols) if cols else training_data
-            n_fit = int(self.model.endog.shape[0])
-            if len(complete) != n_fit:
-                raise MarginsValueError(
-                    f"{exc}; dropping the rows with missing values in the model's columns "
-                    f"{cols} leaves {len(complete)} rows, which does not match either"
-                ) from None
-            return complete.reset_index(drop=True)
+    # -- separation -----------------------------------------------------------------------
+    def _check_separation(self) -> None:
+        """Warn when a binary-outcome fit puts rows at probability 0 or 1.
 
-    def _check_rows(self) -> None:
-        """The recovered rows must rebuild the fit's own design matrix, row for row."""
-        exog = np.asarray(self.model.exog, dtype=np.float64)
-        try:
-            X = self.design(self.data)
-        except MarginsValueError as exc:
-            raise MarginsValueError(
-                f"training_data: the design cannot be rebuilt from the rows recovered for "
-                f"this {self.model_class} ({exc}); pass the rows the model was fitted on"
-            ) from exc
-        if X.shape != exog.shape:
-            raise MarginsValueError(
-                f"training_data: the rebuilt design has shape {X.shape} but the fit's has "
-                f"{exog.shape}; pass the rows the model was fitted on"
-            )
-        tol = 1e-8 * (1.0 + np.abs(exog))
-        bad = ~(np.abs(X - exog) <= tol)  # NaN counts as a mismatch
-        if bad.any():
-            row, col = (int(i[0]) for i in np.nonzero(bad))
-            raise MarginsValueError(
-                f"training_data: these rows are not the rows the {self.model_class} was fitted "
-                f"on: row {row} gives {self.coef_names[col]}={X[row, col]!r} where the fit had "
-                f"{exog[row, col]!r} ({int(bad.any(axis=1).sum())} rows differ); pass the rows "
-                "the model used, in the same order, after dropping rows with missing values"
+        Under (quasi-)complete separation the likelihood has no finite maximum: some
+        coefficients run off towards infinity and their SEs are huge and meaningless, so
+        neither the delta method nor draws from N(β̂, V̂) describe the uncertainty.
+        """
+        if self.link.name not in ("logit", "probit", "cloglog", "loglog", "cauchy"):
+            return
+        endog = np.asarray(self.model.endog, dtype=np.float64)
+        if not np.all((endog == 0) | (endog == 1)):
+            return
+        X = np.asarray(self.model.exog, dtype=np.float64)
+        off = self.offset(self.data)
+        eta = X @ self.params + (0.0 if off is None else off)
+        p = self.link.h(eta)
+        stuck = (p < 1e-8) | (p > 1 - 1e-8)
+        if stuck.any():
+            se = np.sqrt(np.clip(np.diag(self.cov), 0, None))
+            worst = self.coef_names[int(np.argmax(se))]
+            warnings.warn(
+                f"fit: the {self.model_class} looks perfectly separated: {int(stuck.sum())} "
+                f"rows have fitted probabilities within 1e-8 of 0 or 1 and the largest SE is "
+                f"{se.max():.3g} ({worst!r}); its SEs, and every interval built on them, are "
+                "not to be trusted — consider penalised (e.g. Firth) or exact methods",
+                SeparationWarning,
+                stacklevel=4,
             )

@@ -72,7 +72,8 @@ class StatsmodelsMixedLMAdapter(StatsmodelsAdapter):
             exog=np.asarray(model.exog, dtype=np.float64),
             row_arrays=rows,
             init_kwargs={"use_sqrt": model.use_sqrt, "missing": "none"},
-            fit_kwargs={"reml": bool(getattr(model, "reml", True))},
+            # the results know how they were fitted; the model only remembers its last fit
+            fit_kwargs={"reml": bool(getattr(self.fit, "reml", getattr(model, "reml", True)))},
             chain=MIXEDLM_CHAIN,
             start_params=self.fit.params_object if warm else None,
             fe_positions=np.arange(len(self.coef_names)),
