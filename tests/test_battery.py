@@ -32,9 +32,43 @@ from simmargins.adapters import StatsmodelsOLSAdapter
 @dataclass
 class Case:
     name: str
-    call: Callable[[dict[str, Any]], Any]
-    expect: type  # an error type (raised) or a warning category (warned)
+    call: Callable[..., Any]  # (frames) or, for CLI cases, (frames, tmp_path) -> exit status
+    expect: type  # an error type (raised), a warning category (warned) or CliError
     message: str
+
+
+class CliError:
+    """Expectation for CLI cases: exit status 2 and the message on stderr."""
+
+
+CLI_SPEC = """\
+data = "data.csv"
+
+[model]
+kind = "ols"
+formula = "y ~ x + z + C(g)"
+
+[inference]
+n_sims = 20
+
+[[quantity]]
+kind = "dydx"
+variables = ["x"]
+"""
+
+
+def _cli(old: str, new: str) -> Callable[[dict[str, Any], Any], int]:
+    """A CLI case: the base spec with one edit, run through ``simmargins run``."""
+
+    def run(frames: dict[str, pd.DataFrame], tmp: Any) -> int:
+        from simmargins._cli import main
+
+        frames["df"].to_csv(tmp / "data.csv", index=False)
+        assert old in CLI_SPEC
+        (tmp / "spec.toml").write_text(CLI_SPEC.replace(old, new, 1))
+        return main(["run", str(tmp / "spec.toml"), "--out", str(tmp / "out")])
+
+    return run
 
 
 def _frames() -> dict[str, pd.DataFrame]:
@@ -430,6 +464,33 @@ CASES = [
         MarginsValueError,
         "levels: pairwise compares exactly two levels",
     ),
+    # -- the command line --------------------------------------------------------------------------
+    Case(
+        "cli unknown key",
+        _cli('kind = "ols"', 'kind = "ols"\nfromula = "y ~ x"'),
+        CliError,
+        "model.fromula: unknown key",
+    ),
+    Case(
+        "cli misspelt column",
+        _cli("y ~ x + z", "y ~ xx + z"),
+        CliError,
+        "'xx' is not a column of the data; did you mean 'x'?",
+    ),
+    Case("cli bad formula", _cli("y ~ x + z", "y ~ (x + z"), CliError, "does not parse"),
+    Case("cli missing data file", _cli('"data.csv"', '"nofile.csv"'), CliError, "nofile.csv"),
+    Case(
+        "cli wrong type",
+        _cli("n_sims = 20", 'n_sims = "many"'),
+        CliError,
+        "inference.n_sims: expected an integer",
+    ),
+    Case(
+        "cli bad method",
+        _cli("n_sims = 20", 'n_sims = 20\nmethod = "bayes"'),
+        CliError,
+        "inference.method: got 'bayes'",
+    ),
     # -- results ----------------------------------------------------------------------------------
     Case(
         "with_level",
@@ -465,7 +526,18 @@ def test_bad_input(case, tmp_path):
         k: pd.util.hash_pandas_object(v, index=True).to_numpy().copy() for k, v in frames.items()
     }
     copies = {k: v.copy(deep=True) for k, v in frames.items()}
-    if issubclass(case.expect, Warning):
+    if case.expect is CliError:
+        import contextlib
+        import io
+
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            status = case.call(frames, tmp_path)
+        lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
+        assert status == 2, err.getvalue()
+        assert len(lines) == 1 and case.message in lines[0], lines
+        assert not (tmp_path / "out").exists()
+    elif issubclass(case.expect, Warning):
         with pytest.warns(case.expect, match=re.escape(case.message)):
             case.call(frames)
     else:
