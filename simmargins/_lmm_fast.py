@@ -459,11 +459,9 @@ def why_not_fast(problem: Any) -> str:
     """Why a bootstrap refit problem cannot use the fast engine ('' when it can)."""
     from statsmodels.regression.mixed_linear_model import MixedLM
 
-    if not problem.mixed or not (
-        isinstance(problem.model_cls, type) and issubclass(problem.model_cls, MixedLM)
-    ):
-        return f"the model is {getattr(problem.model_cls, '__name__', problem.model_cls)}, not a "\
-            "Gaussian MixedLM"  # fmt: skip
+    cls = problem.model_cls
+    if not problem.mixed or not (isinstance(cls, type) and issubclass(cls, MixedLM)):
+        return f"the model is {getattr(cls, '__name__', cls)}, not a Gaussian MixedLM"
     if problem.vc is not None:
         return "the model has variance components (vc_formula / exog_vc)"
     extra = set(problem.row_arrays) - {"exog_re"}
