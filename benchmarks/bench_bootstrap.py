@@ -1,4 +1,7 @@
-"""Cluster-bootstrap refits of MixedLM: serial vs n_jobs=2, warm vs cold start.
+"""Cluster-bootstrap refits of MixedLM through statsmodels: serial vs n_jobs=2, warm vs cold.
+
+(``refit="statsmodels"`` throughout: the sufficient-statistics route has its own benchmark,
+``bench_fast_bootstrap.py``.)
 
 Run on demand (not collected by pytest)::
 
@@ -39,7 +42,7 @@ def fit(df: pd.DataFrame):
 def timed_draws(fit_, n_boot: int, n_jobs: int, warm: bool) -> tuple[float, np.ndarray, int]:
     m = Margins.linear_scale(
         fit_, method="bootstrap", n_boot=n_boot, seed=7, n_jobs=n_jobs, warm_start=warm,
-        progress=False, boot_max_fail=1.0, boot_warn_fail=1.0,
+        progress=False, boot_max_fail=1.0, boot_warn_fail=1.0, refit="statsmodels",
     )  # fmt: skip
     t0 = time.perf_counter()
     with warnings.catch_warnings():
