@@ -352,10 +352,12 @@ def test_interrupted_run_leaves_no_partial_output(tmp_path):
         """\
 data = "sleep.csv"
 model = { kind = "mixedlm", formula = "Reaction ~ Days", groups = "Subject", re_formula = "~Days" }
-inference = { method = "bootstrap", n_boot = 5000, n_jobs = 1 }
+inference = { method = "bootstrap", n_boot = 200000, n_jobs = 1 }
 quantity = [{ kind = "dydx", variables = "Days" }]
 """
     )
+    # 200,000 replicates: minutes even on the sufficient-statistics route (~2 ms each), so the
+    # run is certainly still going when the interrupt arrives
     proc = _popen("run", "spec.toml", "--out", "out", cwd=tmp_path)
     deadline = time.monotonic() + 60
     while not no_leftovers(tmp_path) and time.monotonic() < deadline:
