@@ -361,7 +361,11 @@ def main() -> None:
     ap.add_argument("--designs", nargs="*", default=list(designs()))
     ap.add_argument("--out", type=Path, default=Path(__file__).parent)
     ap.add_argument("--jobs", type=int, default=1)
+    ap.add_argument("--table", type=Path, help="only print the table of an existing CSV")
     args = ap.parse_args()
+    if args.table is not None:
+        print(table_markdown(pd.read_csv(args.table)))
+        return
     frames = []
     for key in args.designs:
         t0 = time.perf_counter()
