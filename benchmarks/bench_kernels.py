@@ -13,9 +13,13 @@ baseline, i.e. what the computation needs beyond the data it is given. The naive
 version also reports the peak of ``tracemalloc`` (numpy's own allocations).
 
 The same run measures this machine's limits: the GEMM rate of a large ``np.dot`` (OpenBLAS,
-all cores) and the throughput of ``np.exp`` over a large array on all cores (one thread per
-core; numpy releases the GIL), and states the kernel's multiply-add and inverse-link rates
-as fractions of them.
+all cores) and the throughput of ``np.exp`` on all cores (one thread per core; numpy
+releases the GIL), over a large array and in L2-sized blocks, and states the kernel's
+multiply-add and inverse-link rates as fractions of them.
+
+On a shared machine every measurement, the limits included, is repeated in ``--rounds``
+interleaved rounds, each started after a second in which the CPUs were at least 90% idle
+(``--max-wait``); the best is reported and every round is listed.
 """
 
 from __future__ import annotations
@@ -122,18 +126,22 @@ def naive_ame(Xp, Xm, off, w, B, chunk):
 # ----------------------------------------------------------------- one measurement
 
 
-def _time_it(fn, repeats: int) -> tuple[float, float, Any]:
-    """Best wall time of ``repeats`` calls and the extra resident memory at the peak."""
+def _time_it(fn, repeats: int) -> tuple[float, float, float, Any]:
+    """Best wall time of ``repeats`` calls, the CPU time (all threads) of that call, and the
+    extra resident memory at the peak."""
     base = _status_kib("VmRSS")
     _reset_peak()
-    best = np.inf
+    best, cpu = np.inf, np.inf
     result = None
     for _ in range(repeats):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         result = fn()
-        best = min(best, time.perf_counter() - t0)
+        t = time.perf_counter() - t0
+        if t < best:
+            best, cpu = t, time.process_time() - c0
     extra = (_status_kib("VmHWM") - base) * 1024 / MiB
-    return best, extra, result
+    return best, cpu, extra, result
 
 
 def run_child(what: str, n: int, repeats: int, chunk: int, trace: bool) -> dict[str, Any]:
@@ -153,15 +161,15 @@ def run_child(what: str, n: int, repeats: int, chunk: int, trace: bool) -> dict[
 
     if what == "kernel-margin":
         margin_draws(X[:1000], off[:1000], w[:1000], B[:8], LOGIT, 1.0)  # compile / load
-        t, extra, res = _time_it(lambda: margin_draws(X, off, w, B, LOGIT, 1.0), repeats)
+        t, cpu, extra, res = _time_it(lambda: margin_draws(X, off, w, B, LOGIT, 1.0), repeats)
     elif what == "kernel-ame":
         ame_draws(Xp[:1000], Xm[:1000], off[:1000], w[:1000], B[:8], LOGIT, 1.0, 1.0)
-        t, extra, res = _time_it(
+        t, cpu, extra, res = _time_it(
             lambda: ame_draws(Xp, Xm, off, w, B, LOGIT, 1.0, 1 / (2 * EPS)), repeats
         )
     elif what == "naive-margin":
         naive_margin(X[:1000], off[:1000], w[:1000], B[:8], chunk)  # BLAS threads start
-        t, extra, res = _time_it(lambda: naive_margin(X, off, w, B, chunk), repeats)
+        t, cpu, extra, res = _time_it(lambda: naive_margin(X, off, w, B, chunk), repeats)
         if trace:
             tracemalloc.start()
             naive_margin(X, off, w, B, chunk)
@@ -169,7 +177,7 @@ def run_child(what: str, n: int, repeats: int, chunk: int, trace: bool) -> dict[
             tracemalloc.stop()
     elif what == "naive-ame":
         naive_ame(Xp[:1000], Xm[:1000], off[:1000], w[:1000], B[:8], chunk)
-        t, extra, res = _time_it(lambda: naive_ame(Xp, Xm, off, w, B, chunk), repeats)
+        t, cpu, extra, res = _time_it(lambda: naive_ame(Xp, Xm, off, w, B, chunk), repeats)
         if trace:
             tracemalloc.start()
             naive_ame(Xp, Xm, off, w, B, chunk)
@@ -177,7 +185,13 @@ def run_child(what: str, n: int, repeats: int, chunk: int, trace: bool) -> dict[
             tracemalloc.stop()
     else:
         raise ValueError(f"unknown measurement {what!r}")
-    rec.update(seconds=t, extra_MiB=extra, chunk=chunk, result_head=[float(v) for v in res[:3]])
+    rec.update(
+        seconds=t,
+        cpu_seconds=cpu,
+        extra_MiB=extra,
+        chunk=chunk,
+        result_head=[float(v) for v in res[:3]],
+    )
     if what.startswith("kernel"):
         import numba
 
@@ -215,9 +229,9 @@ def machine_limits(n_threads: int) -> dict[str, float]:
         expit(a, out=out)
 
     def np_exp_in_cache(a, out):
-        # the same number of evaluations, 4096 at a time on one L1-resident block: the
+        # the same number of evaluations, 2^15 at a time on one L2-resident block: the
         # compute ceiling of numpy's SIMD exp without the memory traffic
-        blk = 4096
+        blk = 2**15
         for _ in range(a.shape[0] // blk):
             np.exp(a[:blk], out=out[:blk])
 
@@ -251,6 +265,29 @@ def _wall(fn) -> float:
 # ----------------------------------------------------------------- driver
 
 
+def _idle_fraction(seconds: float = 1.0) -> float:
+    def snap() -> tuple[int, int]:
+        with open("/proc/stat") as fh:
+            vals = [int(v) for v in fh.readline().split()[1:9]]
+        return vals[3], sum(vals)
+
+    i0, t0 = snap()
+    time.sleep(seconds)
+    i1, t1 = snap()
+    return (i1 - i0) / max(t1 - t0, 1)
+
+
+def wait_until_idle(max_wait: float, threshold: float = 0.9) -> float:
+    """On a shared machine, wait (at most ``max_wait`` s) for a second in which the CPUs are
+    at least 90% idle, so that the measurement does not start in someone else's busy spell.
+    Returns the idle fraction last seen."""
+    deadline = time.monotonic() + max_wait
+    idle = _idle_fraction()
+    while idle < threshold and time.monotonic() < deadline:
+        idle = _idle_fraction()
+    return idle
+
+
 def _child(what: str, n: int, repeats: int, chunk: int, trace: bool) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", what, "--n", str(n)]
     cmd += ["--repeats", str(repeats), "--chunk", str(chunk)] + (["--trace"] if trace else [])
@@ -271,7 +308,7 @@ def _cpu_model() -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, nargs="*", default=[10**5, 10**6])
+    ap.add_argument("--n", type=int, nargs="*", default=[10**5, 10**6], help="row counts")
     ap.add_argument("--repeats", type=int, default=3, help="timed calls per kernel (best kept)")
     ap.add_argument(
         "--naive-max-gib",
@@ -283,8 +320,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--rounds",
         type=int,
-        default=3,
+        default=5,
         help="fresh processes per measurement, interleaved; the best time is reported",
+    )
+    ap.add_argument(
+        "--max-wait",
+        type=float,
+        default=60.0,
+        help="seconds to wait for an idle second before each measurement (0: never wait)",
     )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
@@ -305,45 +348,60 @@ def main(argv: list[str] | None = None) -> None:
         f"python {platform.python_version()}, numpy {np.__version__}, scipy {scipy.__version__},"
         f" numba {numba.__version__}; S = {S_DRAWS} draws, K = {K_COLS}, logit link"
     )
-    # the limits too are the best of a few tries: a busy spell should not flatter the kernel
-    tries = [machine_limits(cores) for _ in range(max(args.rounds, 1))]
+    # every measurement, the machine's limits included, is the best of ``rounds`` tries
+    # spread over the whole run: on a shared machine a busy spell then hits each of them
+    gate = (lambda: wait_until_idle(args.max_wait)) if args.max_wait > 0 else (lambda: 1.0)
+    tries: list[dict[str, float]] = []
+    runs: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    chunks = {
+        n: S_DRAWS if S_DRAWS * n * 8 <= args.naive_max_gib * 2**30 else args.chunk for n in args.n
+    }
+    for rnd in range(args.rounds):
+        for n in args.n:
+            gate()
+            tries.append(machine_limits(cores))
+            for what in ("kernel-margin", "naive-margin", "kernel-ame", "naive-ame"):
+                reps = args.repeats if what.startswith("kernel") else 1
+                idle = gate()
+                rec = _child(what, n, reps, chunks[n], trace=rnd == 0)
+                rec["idle_before"] = idle
+                runs.setdefault((n, what), []).append(rec)
     lim = {key: max(t[key] for t in tries) for key in tries[0]}
     print(
         f"limits: GEMM {lim['gemm_gflops']:.1f} GFLOP/s (np.dot 3000², all cores); "
         f"np.exp {lim['exp_per_s'] / 1e9:.2f} G/s on {cores} threads "
         f"({lim['exp_per_s_1thread'] / 1e9:.2f} G/s on one; "
-        f"{lim['exp_in_cache_per_s'] / 1e9:.2f} G/s on {cores} threads in L1-sized blocks); "
+        f"{lim['exp_in_cache_per_s'] / 1e9:.2f} G/s on {cores} threads in L2-sized blocks); "
         f"scipy expit {lim['expit_per_s'] / 1e9:.2f} G/s on {cores} threads"
     )
     for n in args.n:
-        full = S_DRAWS * n * 8 <= args.naive_max_gib * 2**30
-        chunk = S_DRAWS if full else args.chunk
-        print(f"\n## N = {n:,}  (naive: {'all' if full else chunk} draws per matrix)")
-        rows: dict[str, dict[str, Any]] = {}
-        for rnd in range(args.rounds):  # interleaved, so a busy spell hits every version
-            for what in ("kernel-margin", "naive-margin", "kernel-ame", "naive-ame"):
-                reps = args.repeats if what.startswith("kernel") else 2
-                rec = _child(what, n, reps, chunk, trace=rnd == 0)
-                if what in rows:
-                    old = rows[what]
-                    rec["all_seconds"] = [*old["all_seconds"], rec["seconds"]]
-                    rec["seconds"] = min(old["seconds"], rec["seconds"])
-                    rec["extra_MiB"] = max(old["extra_MiB"], rec["extra_MiB"])
-                    rec["tracemalloc_MiB"] = old.get("tracemalloc_MiB")
-                else:
-                    rec["all_seconds"] = [rec["seconds"]]
-                rows[what] = rec
+        chunk = chunks[n]
+        print(f"\n## N = {n:,}  (naive: {'all' if chunk == S_DRAWS else chunk} draws per matrix)")
+        rows = {}
+        for what in ("kernel-margin", "naive-margin", "kernel-ame", "naive-ame"):
+            recs = runs[(n, what)]
+            best = dict(min(recs, key=lambda r: r["seconds"]))
+            best["all_seconds"] = [r["seconds"] for r in recs]
+            best["extra_MiB"] = max(r["extra_MiB"] for r in recs)
+            best["tracemalloc_MiB"] = recs[0].get("tracemalloc_MiB")
+            rows[what] = best
         for kind in ("margin", "ame"):
             k, v = rows[f"kernel-{kind}"], rows[f"naive-{kind}"]
             agree = np.max(np.abs(np.subtract(k["result_head"], v["result_head"])))
-            spread = ", ".join(f"{t:.3f}" for t in k["all_seconds"])
-            nspread = ", ".join(f"{t:.2f}" for t in v["all_seconds"])
+            runs_k = ", ".join(f"{t:.3f}" for t in k["all_seconds"])
+            runs_v = ", ".join(f"{t:.2f}" for t in v["all_seconds"])
             print(
-                f"{kind:>6}: kernel {k['seconds']:.3f} s ({spread}), +{k['extra_MiB']:.1f} MiB"
-                f" | naive {v['seconds']:.3f} s ({nspread}), +{v['extra_MiB']:.0f} MiB"
-                f" (tracemalloc peak {v['tracemalloc_MiB']:.0f} MiB)"
-                f" | {v['seconds'] / k['seconds']:.1f}x faster"
-                f" | data {k['data_MiB']:.0f} MiB | max |diff| {agree:.1e}"
+                f"{kind:>6}  kernel {k['seconds']:7.3f} s  +{k['extra_MiB']:6.1f} MiB"
+                f"  CPU {k['cpu_seconds']:6.2f} s  (runs: {runs_k})"
+            )
+            print(
+                f"{'':>6}  naive  {v['seconds']:7.3f} s  +{v['extra_MiB']:6.0f} MiB"
+                f"  CPU {v['cpu_seconds']:6.2f} s  (runs: {runs_v});"
+                f" tracemalloc peak {v['tracemalloc_MiB']:.0f} MiB"
+            )
+            print(
+                f"{'':>6}  kernel {v['seconds'] / k['seconds']:.1f}x faster;"
+                f" data {k['data_MiB']:.0f} MiB; results agree to {agree:.1e}"
             )
         k = rows["kernel-margin"]
         evals = S_DRAWS * n

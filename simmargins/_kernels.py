@@ -37,6 +37,8 @@ import numpy as np
 
 from ._links import CAUCHY, CLOGLOG, IDENTITY, INVERSE_POWER, LOG, LOGIT, LOGLOG, PROBIT
 
+# tile sizes: measured best on the benchmark machine (benchmarks/README.md); _ROW_TILE must
+# be a power of two ≥ 16 (pairwise halving) and _DRAW_BLOCK even (η is built in pairs)
 _ROW_TILE = 128  # rows per tile: X tile (K×128) and η block (8×128) sit in L1 together
 _DRAW_BLOCK = 8  # draws whose η is built from one X tile before the link is applied
 _N_CHUNKS = 64  # row chunks, each with 2·S accumulators (1 MiB in all for S = 1000)
@@ -389,6 +391,8 @@ def _as_f64(a: np.ndarray) -> np.ndarray:
 def _check_shapes(
     Xs: tuple[np.ndarray, ...], offset: np.ndarray, weights: np.ndarray, B: np.ndarray
 ) -> None:
+    if Xs[0].ndim != 2:
+        raise ValueError(f"X must be a 2-D (rows, columns) design matrix; got shape {Xs[0].shape}")
     n, k = Xs[0].shape
     for X in Xs[1:]:
         if X.shape != (n, k):
