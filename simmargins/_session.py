@@ -530,6 +530,12 @@ class Margins:
         data = self.adapter.data
         for c in cols:
             check_variable("by", c, list(data.columns))
+            n_missing = int(data[c].isna().sum())
+            if n_missing:
+                raise MarginsValueError(
+                    f"by: column {c!r} has {n_missing} missing values among the rows the fit "
+                    "used; those rows would belong to no subgroup"
+                )
         keys = data[cols].drop_duplicates().sort_values(cols).itertuples(index=False, name=None)
         weights: list[np.ndarray] = []
         values: dict[str, list[Any]] = {c: [] for c in cols}
@@ -537,11 +543,12 @@ class Margins:
             mask = np.ones(len(data), dtype=bool)
             for c, v in zip(cols, key, strict=True):
                 mask &= (data[c] == v).to_numpy()
-                values[c].append(v)
             w = self._weights * mask
             if w.sum() <= 0:
                 continue  # a subgroup with zero analysis weight has no average
             weights.append(w)
+            for c, v in zip(cols, key, strict=True):
+                values[c].append(v)
         return weights, values
 
     def _link(self) -> InverseLink:

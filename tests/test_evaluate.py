@@ -140,3 +140,21 @@ def test_mean_and_dict_at_on_the_ratio_route(ols_frame):
     res = Margins.linear_scale(fit, at={"x": 2.0}, seed=0).eydx("x")
     yhat = p["Intercept"] + p["x"] * 2.0 + p["z"] * df["z"]
     assert res.estimate[0] == pytest.approx(np.mean(p["x"] / yhat), rel=1e-7)
+
+
+def test_by_skips_groups_without_weight_and_keeps_labels_aligned(ols_frame, ols_fit):
+    w = np.where(ols_frame["g"] == "lo", 0.0, 1.0)  # the 'lo' group has no analysis weight
+    res = Margins.linear_scale(ols_fit, weights=w, seed=0).predict(by="g")
+    assert res.to_frame()["g"].tolist() == ["hi", "mid"]
+    for j, g in enumerate(["hi", "mid"]):
+        mask = (ols_frame["g"] == g).to_numpy()
+        assert res.estimate[j] == pytest.approx(ols_fit.fittedvalues[mask].mean(), rel=1e-12)
+
+
+def test_by_column_with_missing_values_is_refused(ols_frame, ols_fit):
+    import statsmodels.formula.api as smf
+
+    df = ols_frame.assign(site=np.where(np.arange(len(ols_frame)) % 7 == 0, None, "s1"))
+    fit = smf.ols("y ~ x + z", df).fit()
+    with pytest.raises(MarginsValueError, match="by: column 'site' has 43 missing values"):
+        Margins.linear_scale(fit, seed=0).predict(by="site")
