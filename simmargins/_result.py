@@ -19,6 +19,7 @@ from scipy import special
 from ._validate import check_choice, check_level
 
 HEADLINES = ("simulation", "delta", "bootstrap")
+INTERVALS = ("percentile", "normal", "basic")
 TRUST_KAPPA = 0.3  # above this relative curvature the delta method is suspect (DESIGN.md)
 TRUST_NOISE_MULTIPLE = 3.0  # disagreement beyond this many MC noise levels is real
 ADJUST_METHODS = (
@@ -226,11 +227,7 @@ class MarginsResult:
             return np.column_stack([est - crit * se, est + crit * se])
         if how == "delta":
             return self._wald(self.delta_std_err, level)
-        kind_ = (
-            self.interval
-            if interval is None
-            else check_choice("interval", interval, ("percentile", "normal", "basic"))
-        )
+        kind_ = self.interval if interval is None else check_choice("interval", interval, INTERVALS)
         if kind_ == "normal":
             return self._wald(self.draws_std_err, level)
         q = self._percentile(level)

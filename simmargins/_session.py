@@ -24,7 +24,7 @@ from ._draws import cov_factor, simulate_coefficients
 from ._errors import DeltaMethodWarning, MarginsTypeError, MarginsValueError
 from ._evaluate import ELASTICITIES, Evaluated, evaluate_elasticity, evaluate_linear
 from ._links import IDENTITY_LINK, InverseLink
-from ._result import MarginsResult
+from ._result import INTERVALS, MarginsResult
 from ._scenarios import Scenario, format_value, grid, scenario_label
 from ._validate import (
     check_choice,
@@ -39,7 +39,6 @@ from .adapters import ModelAdapter, adapter_for
 
 SCALES = ("linear", "response")
 METHODS = ("simulation", "delta", "bootstrap")
-INTERVALS = ("percentile", "normal", "basic")
 AT_KINDS = ("overall", "mean")
 
 

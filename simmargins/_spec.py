@@ -30,7 +30,6 @@ CONTRAST_TYPES = ("pairwise", "reference", "consecutive", "all_pairwise", "custo
 SLOPES = ("dydx", "eyex", "eydx", "dyex")
 METHODS = ("simulation", "delta", "bootstrap")
 SCALES = ("linear", "response")
-INTERVALS = ("percentile", "normal", "basic")
 DATA_FORMATS = ("csv", "tsv", "parquet")
 _SUFFIX_FORMATS = {
     ".csv": "csv",

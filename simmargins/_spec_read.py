@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 
 from ._result import ADJUST_METHODS as ADJUST
+from ._result import INTERVALS
 from ._spec import (
     CONTRAST_TYPES,
     COV_TYPES,
     DATA_FORMATS,
     FAMILIES,
-    INTERVALS,
     LINKS,
     METHODS,
     MODEL_KINDS,

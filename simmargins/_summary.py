@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ._result import TRUST_NOISE_MULTIPLE
+
 if TYPE_CHECKING:
     from ._result import MarginsResult
 
@@ -62,12 +64,13 @@ def format_summary(res: MarginsResult) -> str:
         else f"κ: max={_fmt(float(np.max(kappa)), 3)}"
     )
     worst = float(np.nanmax(dis)) if np.any(np.isfinite(dis)) else float("nan")
-    within = "within" if np.isfinite(worst) and worst <= 3 * noise else "beyond"
+    times = TRUST_NOISE_MULTIPLE
+    within = "within" if np.isfinite(worst) and worst <= times * noise else "beyond"
     label = "Delta-vs-sim" if draws_kind == "simulation" else "Delta-vs-bootstrap"
     qual = "" if len(dis) == 1 else "max "
     out.append(
         f"{label} disagreement: {qual}{100 * worst:.3f}% "
-        f"(Monte-Carlo noise {100 * noise:.3f}%; {within} 3× noise)"
+        f"(Monte-Carlo noise {100 * noise:.3f}%; {within} {times:g}× noise)"
     )
     out.append(f"Draws: {res.n_draws} ({draws_kind}), seed = {attrs.get('seed')}")
     if attrs.get("p_adjust", "none") != "none":
