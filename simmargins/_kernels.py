@@ -1,8 +1,10 @@
-"""Array kernels: predictive margins and finite-difference AMEs over draws, with no S×N matrix.
+"""Array kernel: predictive margins over draws, with no S×N matrix.
 
 ``margin_draws(X, offset, weights, B, code, power)`` returns, for each draw row β of ``B``,
-Σᵢ wᵢ h(xᵢ·β + oᵢ) / Σᵢ wᵢ. ``ame_draws(X_plus, X_minus, ...)`` returns the weighted row mean
-of [h(x⁺ᵢ·β + oᵢ) − h(x⁻ᵢ·β + oᵢ)]·inv_2eps in the same single pass over the rows.
+Σᵢ wᵢ h(xᵢ·β + oᵢ) / Σᵢ wᵢ. A finite-difference AME is the difference of two such margins
+(``_evaluate``); a fused kernel summing h(x⁺β) − h(x⁻β) row by row did the same work (two
+η blocks and two inverse links per row and draw) and was no faster (N = 200 000, K = 10,
+S = 1000), so it was removed.
 
 How the numba kernels are laid out (``benchmarks/README.md`` has the measured rates):
 
@@ -23,7 +25,7 @@ How the numba kernels are laid out (``benchmarks/README.md`` has the measured ra
 * only the η and inverse-link helpers allow ``fastmath={"contract"}`` (fused multiply-add,
   no reassociation); the summation code has no fastmath at all.
 
-The ``*_numpy`` twins form the S×N matrix and are the test oracles. This module knows
+The ``*_numpy`` twin forms the S×N matrix and is the test oracle. This module knows
 nothing of pandas, xarray or statsmodels.
 """
 
@@ -187,32 +189,6 @@ def _weighted_link(code: int, power: float, eta: np.ndarray, w_t: np.ndarray) ->
                 er[i] = w_t[i] * _h(code, er[i], power)
 
 
-@numba.njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def _weighted_link_diff(
-    code: int, power: float, eta_p: np.ndarray, eta_m: np.ndarray, w_t: np.ndarray
-) -> None:
-    """eta_p[dd, i] ← w_i (h(eta_p[dd, i]) − h(eta_m[dd, i])): the difference row by row,
-    so that only differences are summed, never two large sums subtracted."""
-    if code == LOGIT:
-        for dd in range(_DRAW_BLOCK):
-            ep = eta_p[dd]
-            em = eta_m[dd]
-            for i in range(_ROW_TILE):
-                ep[i] = w_t[i] * (_expit(ep[i]) - _expit(em[i]))
-    elif code == LOG:
-        for dd in range(_DRAW_BLOCK):
-            ep = eta_p[dd]
-            em = eta_m[dd]
-            for i in range(_ROW_TILE):
-                ep[i] = w_t[i] * (_exp(ep[i]) - _exp(em[i]))
-    else:
-        for dd in range(_DRAW_BLOCK):
-            ep = eta_p[dd]
-            em = eta_m[dd]
-            for i in range(_ROW_TILE):
-                ep[i] = w_t[i] * (_h(code, ep[i], power) - _h(code, em[i], power))
-
-
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _neumaier(total: float, comp: float, v: float) -> tuple[float, float]:
     """One step of Neumaier's compensated sum: (total + v, comp + the bits total + v lost)."""
@@ -280,8 +256,8 @@ def _zero_padding(vals: np.ndarray, used: int) -> None:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _finish(acc: np.ndarray, comp: np.ndarray, weights: np.ndarray, scale: float) -> np.ndarray:
-    """Per draw: (Σ over chunks of sum + compensation) / Σ w · scale, all compensated."""
+def _finish(acc: np.ndarray, comp: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per draw: (Σ over chunks of sum + compensation) / Σ w, all compensated."""
     n_chunks, s = acc.shape
     wsum, wcomp = 0.0, 0.0
     for i in range(weights.shape[0]):
@@ -293,7 +269,7 @@ def _finish(acc: np.ndarray, comp: np.ndarray, weights: np.ndarray, scale: float
         for c in range(n_chunks):
             tot, tcomp = _neumaier(tot, tcomp, acc[c, d])
             tot, tcomp = _neumaier(tot, tcomp, comp[c, d])
-        out[d] = (tot + tcomp) / wsum * scale
+        out[d] = (tot + tcomp) / wsum
     return out
 
 
@@ -328,47 +304,7 @@ def _margin_draws_numba(
                 if r1 - r0 < _ROW_TILE:
                     _zero_padding(eta, r1 - r0)
                 _accumulate_tile(eta, d0, acc, comp, c)
-    return _finish(acc, comp, weights, 1.0)
-
-
-@numba.njit(cache=True, parallel=True, error_model="numpy")
-def _ame_draws_numba(
-    X_plus: np.ndarray,
-    X_minus: np.ndarray,
-    offset: np.ndarray,
-    weights: np.ndarray,
-    B: np.ndarray,
-    code: int,
-    power: float,
-    inv_2eps: float,
-    n_chunks: int,
-) -> np.ndarray:
-    n, k = X_plus.shape
-    s = B.shape[0]
-    n_tiles = (n + _ROW_TILE - 1) // _ROW_TILE
-    acc = np.zeros((n_chunks, s))
-    comp = np.zeros((n_chunks, s))
-    for c in numba.prange(n_chunks):
-        xt_p = np.empty((k, _ROW_TILE))
-        xt_m = np.empty((k, _ROW_TILE))
-        off_t = np.empty(_ROW_TILE)
-        w_t = np.empty(_ROW_TILE)
-        eta_p = np.empty((_DRAW_BLOCK, _ROW_TILE))
-        eta_m = np.empty((_DRAW_BLOCK, _ROW_TILE))
-        # chunk c takes tiles [c·T/C, (c+1)·T/C): sizes differ by at most one tile
-        for tile in range(c * n_tiles // n_chunks, (c + 1) * n_tiles // n_chunks):
-            r0 = tile * _ROW_TILE
-            r1 = min(n, r0 + _ROW_TILE)
-            _load_tile(X_plus, offset, weights, r0, r1, xt_p, off_t, w_t)
-            _load_tile(X_minus, offset, weights, r0, r1, xt_m, off_t, w_t)
-            for d0 in range(0, s, _DRAW_BLOCK):
-                _eta_block(xt_p, off_t, B, d0, eta_p)
-                _eta_block(xt_m, off_t, B, d0, eta_m)
-                _weighted_link_diff(code, power, eta_p, eta_m, w_t)
-                if r1 - r0 < _ROW_TILE:
-                    _zero_padding(eta_p, r1 - r0)
-                _accumulate_tile(eta_p, d0, acc, comp, c)
-    return _finish(acc, comp, weights, inv_2eps)
+    return _finish(acc, comp, weights)
 
 
 def _n_chunks(n: int) -> int:
@@ -388,15 +324,10 @@ def _as_f64(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float64)  # no copy when it already is
 
 
-def _check_shapes(
-    Xs: tuple[np.ndarray, ...], offset: np.ndarray, weights: np.ndarray, B: np.ndarray
-) -> None:
-    if Xs[0].ndim != 2:
-        raise ValueError(f"X must be a 2-D (rows, columns) design matrix; got shape {Xs[0].shape}")
-    n, k = Xs[0].shape
-    for X in Xs[1:]:
-        if X.shape != (n, k):
-            raise ValueError(f"design matrices differ in shape: {Xs[0].shape} and {X.shape}")
+def _check_shapes(X: np.ndarray, offset: np.ndarray, weights: np.ndarray, B: np.ndarray) -> None:
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-D (rows, columns) design matrix; got shape {X.shape}")
+    n, k = X.shape
     if B.ndim != 2 or B.shape[1] != k:
         raise ValueError(f"B must be (draws, {k}) to match X's {k} columns; got {B.shape}")
     if offset.shape != (n,) or weights.shape != (n,):
@@ -435,51 +366,9 @@ def margin_draws(
     array([0.5 , 0.75])
     """
     X, offset, weights, B = _as_f64(X), _as_f64(offset), _as_f64(weights), _as_f64(B)
-    _check_shapes((X,), offset, weights, B)
+    _check_shapes(X, offset, weights, B)
     out = _margin_draws_numba(
         X, offset, weights, _pad_draws(B), int(code), float(power), _n_chunks(X.shape[0])
-    )
-    return out[: B.shape[0]]
-
-
-def ame_draws(
-    X_plus: np.ndarray,
-    X_minus: np.ndarray,
-    offset: np.ndarray,
-    weights: np.ndarray,
-    B: np.ndarray,
-    code: int,
-    power: float,
-    inv_2eps: float,
-) -> np.ndarray:
-    """Weighted row mean of [h(x⁺β + o) − h(x⁻β + o)]·inv_2eps for every draw β in ``B``.
-
-    One pass over the rows: both designs' tiles are loaded together, the difference is
-    taken row by row and only the differences are summed.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from simmargins._links import IDENTITY
-    >>> X = np.array([[1.0, 2.0], [1.0, 3.0]])
-    >>> eps = 1e-3
-    >>> ame_draws(X + [0, eps], X - [0, eps], np.zeros(2), np.ones(2),
-    ...           np.array([[0.5, 2.0]]), IDENTITY, 1.0, 1 / (2 * eps)).round(9)
-    array([2.])
-    """
-    X_plus, X_minus = _as_f64(X_plus), _as_f64(X_minus)
-    offset, weights, B = _as_f64(offset), _as_f64(weights), _as_f64(B)
-    _check_shapes((X_plus, X_minus), offset, weights, B)
-    out = _ame_draws_numba(
-        X_plus,
-        X_minus,
-        offset,
-        weights,
-        _pad_draws(B),
-        int(code),
-        float(power),
-        float(inv_2eps),
-        _n_chunks(X_plus.shape[0]),
     )
     return out[: B.shape[0]]
 
@@ -495,18 +384,3 @@ def margin_draws_numpy(
     eta = B @ X.T + offset[None, :]
     vals = h(eta)
     return np.asarray((vals * weights[None, :]).sum(axis=1) / weights.sum(), dtype=np.float64)
-
-
-def ame_draws_numpy(
-    X_plus: np.ndarray,
-    X_minus: np.ndarray,
-    offset: np.ndarray,
-    weights: np.ndarray,
-    B: np.ndarray,
-    h: Callable[[np.ndarray], np.ndarray],
-    inv_2eps: float,
-) -> np.ndarray:
-    """Reference twin of :func:`ame_draws`: forms two S×N matrices."""
-    diff = h(B @ X_plus.T + offset[None, :]) - h(B @ X_minus.T + offset[None, :])
-    mean = (diff * weights[None, :]).sum(axis=1) / weights.sum()
-    return np.asarray(mean * inv_2eps, dtype=np.float64)
