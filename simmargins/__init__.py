@@ -10,8 +10,10 @@ from . import adapters
 from ._datasets import classroom_data, sleepstudy_data
 from ._errors import (
     BootstrapError,
+    ConvergenceWarning,
     CovarianceWarning,
     DeltaMethodWarning,
+    FewClustersWarning,
     MarginsTypeError,
     MarginsValueError,
     SeparationWarning,
@@ -24,8 +26,10 @@ from ._session import Margins
 
 __all__ = [
     "BootstrapError",
+    "ConvergenceWarning",
     "CovarianceWarning",
     "DeltaMethodWarning",
+    "FewClustersWarning",
     "Margins",
     "MarginsResult",
     "MarginsTypeError",

@@ -186,16 +186,18 @@ class CounterfactualData:
         return self.design_fn(frame), self.offset_fn(frame)
 
     def fd_step(self, name: str) -> float:
-        """Central-difference step from the variable's scale.
+        """Central-difference step from the spread of the variable in the fitted rows.
 
         The truncation error of a central difference is O(ε²) and its rounding error
         O(u/ε) with u ≈ 2.2e-16; ε ≈ 1e-5·scale keeps both near 1e-10 relative, well
         inside the ~1e-7 agreement with the analytic derivative that DESIGN.md asks for.
+        The scale is always the data's, never the counterfactual column's: with
+        ``at={"x": 2.3}`` that column is constant, its spread rounding noise (~1e-16),
+        and a step of that size would difference away to zero or garbage.
         """
         x = self.data[name].to_numpy(dtype=np.float64)
-        if name in self.base_values:
-            x = np.full_like(x, float(self.base_values[name]))
-        scale = float(np.std(x))
-        if not np.isfinite(scale) or scale == 0.0:
-            scale = max(float(np.max(np.abs(x))) if x.size else 1.0, 1.0)
+        scale = float(np.std(x)) if x.size else 0.0
+        magnitude = max(float(np.max(np.abs(x), initial=0.0)), 1.0)
+        if not np.isfinite(scale) or scale <= 1e-8 * magnitude:  # constant in the data
+            scale = magnitude
         return 1e-5 * scale

@@ -33,3 +33,34 @@ class CovarianceWarning(UserWarning):
 
 class SeparationWarning(UserWarning):
     """A binary-outcome fit is (quasi-)perfectly separated: its SEs are not to be trusted."""
+
+
+class ConvergenceWarning(UserWarning):
+    """The fitting optimiser did not report convergence: β̂ and V̂ may not be the optimum."""
+
+
+class FewClustersWarning(UserWarning):
+    """A cluster bootstrap with few clusters: percentile intervals tend to undercover."""
+
+
+def warn_user(message: str, category: type[Warning]) -> None:
+    """Warn with the location of the first frame outside simmargins (the user's line).
+
+    A fixed ``stacklevel`` points at the caller only for one call path; the verbs reach the
+    same warning through different depths (``dydx`` → ``_evaluate`` → ``_finish``, or the
+    CLI's pipeline), so the level is counted from the stack instead.
+    """
+    import os
+    import sys
+    import warnings
+
+    package_dir = os.path.dirname(os.path.abspath(__file__))
+    level = 1
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not filename.startswith(package_dir + os.sep):
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    warnings.warn(message, category, stacklevel=level + 1)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,8 +20,14 @@ from ._bootstrap import REFIT_ROUTES, BootstrapDraws, run_bootstrap
 from ._delta import delta_std_err, relative_curvature
 from ._design import CounterfactualData, Setting
 from ._draws import cov_factor, simulate_coefficients
-from ._errors import DeltaMethodWarning, MarginsTypeError, MarginsValueError
+from ._errors import DeltaMethodWarning, MarginsTypeError, MarginsValueError, warn_user
 from ._evaluate import ELASTICITIES, Evaluated, evaluate_elasticity, evaluate_linear
+from ._fit_checks import (
+    check_finite_fit,
+    delta_warning_text,
+    fit_weight_kinds,
+    warn_if_not_converged,
+)
 from ._links import IDENTITY_LINK, InverseLink
 from ._result import INTERVALS, MarginsResult
 from ._scenarios import Scenario, format_value, grid, scenario_label
@@ -66,31 +71,58 @@ class Margins:
     Parameters
     ----------
     fit : statsmodels results
-        A fitted MixedLM, OLS or WLS model (see ``adapters.supported_models()``).
+        A fitted MixedLM, OLS/WLS/GLS, GLM (every family and link statsmodels ships),
+        Logit, Probit, Poisson or NegativeBinomial model (``adapters.supported_models()``
+        lists them), from a formula or from arrays (then pass ``training_data``).
+        Non-finite estimates are refused; a fit statsmodels reports as not converged
+        warns (``ConvergenceWarning``).
     scale : {"linear", "response"}
         ``"linear"``: the linear predictor X·β (+offset); ``"response"``: h(X·β + offset).
     at : {"overall", "mean"} or dict
         Where the other covariates sit: each observed row then average (``"overall"``),
         the design's column means (``"mean"``), or values fixed for all rows (a dict).
-    method : {"simulation", "delta"}
-        Which inference is the headline. Both are always computed.
+    method : {"simulation", "delta", "bootstrap"}
+        Which inference is the headline: draws from N(β̂, V̂), the delta method, or
+        bootstrap refits. The delta method is always computed alongside.
     n_sims : int
         Number of coefficient draws from N(β̂, V̂).
     level : float
         Confidence level of the intervals, in (0, 1).
     seed : int, numpy Generator or None
-        Seed of the draws; the same seed gives the same draws.
+        Seed of the draws and of the bootstrap resamples; the same seed gives the same
+        draws whatever ``n_jobs`` is.
     weights : str or array-like, optional
         Analysis weights for averaging over rows: a column of the data or N numbers.
+        By default a GLM's ``freq_weights`` are used (each row counts as many times as it
+        stands for, as Stata does with fweights) and otherwise rows count equally; the
+        result's ``weights`` attribute says which, and which of the fit's weights were
+        not used.
     adapter : ModelAdapter, optional
-        Required for array-interface fits, e.g.
-        ``StatsmodelsMixedLMAdapter(fit, training_data=df)``.
+        An adapter built by hand; by default the one for the fit's model class.
+    n_boot : int
+        Bootstrap replicates (``method="bootstrap"``).
+    n_jobs : int, optional
+        Parallel bootstrap workers (joblib; -1 for all cores). Results do not depend on it.
+    cluster : str, optional
+        Column whose clusters an OLS/GLM/discrete bootstrap resamples (MixedLM resamples
+        its own groups).
+    interval : {"percentile", "normal", "basic"}
+        Interval kind of the draws' intervals.
+    progress : bool, optional
+        Show a progress bar during bootstrap refits (default: only on a terminal).
+    warm_start : bool
+        Start each bootstrap refit from the original estimates.
+    boot_warn_fail, boot_max_fail : float
+        Fractions of failed replicates above which the bootstrap warns, resp. raises.
     refit : {"auto", "fast", "statsmodels"}
         Bootstrap refits: ``"auto"`` refits Gaussian MixedLMs with one grouping factor and
         no variance components exactly from per-group sufficient statistics, and other
         models with statsmodels; ``"fast"`` insists (the refits raise, naming the reason,
         when the model does not qualify); ``"statsmodels"`` always refits with statsmodels.
         The route taken is recorded in the result's ``refit_route*`` attributes.
+    training_data : pandas.DataFrame, optional
+        The rows an array-interface fit (``sm.Logit(y, X).fit()``) was fitted on, with
+        columns named like ``X``'s; formula fits recover their rows themselves.
 
     Examples
     --------
@@ -125,6 +157,7 @@ class Margins:
         boot_warn_fail: float = 0.05,
         boot_max_fail: float = 0.25,
         refit: str = "auto",
+        training_data: pd.DataFrame | None = None,
     ) -> None:
         self.scale = check_choice("scale", scale, SCALES)
         self.method = check_choice("method", method, METHODS)
@@ -153,14 +186,23 @@ class Margins:
                 f"adapter: expected a simmargins adapter (e.g. StatsmodelsMixedLMAdapter), "
                 f"got {type(adapter).__name__}"
             )
-        self.adapter: ModelAdapter = adapter if adapter is not None else adapter_for(fit)
+        if adapter is not None and training_data is not None:
+            raise MarginsValueError(
+                "training_data: give it to the adapter or to Margins, not both (the adapter "
+                "already holds its rows)"
+            )
+        self.adapter: ModelAdapter = (
+            adapter if adapter is not None else adapter_for(fit, training_data)
+        )
+        check_finite_fit(self.adapter)
+        warn_if_not_converged(self.adapter)
         self._cf = CounterfactualData(
             self.adapter.data, self.adapter.variables, self.adapter.design, self.adapter.offset
         )
         self.at_kind, base = self._check_at(at)
         self._cf.base_values = base
         self.at = at
-        self._weights = self._check_weights(weights)
+        self._weights, self.weights_source = self._check_weights(weights)
         self.cluster = self._check_cluster(cluster)
         self._coef_draws: xr.DataArray | None = None
         self._factor: np.ndarray | None = None
@@ -217,10 +259,31 @@ class Margins:
             )
         return cluster
 
-    def _check_weights(self, weights: Any) -> np.ndarray:
+    def _check_weights(self, weights: Any) -> tuple[np.ndarray, str]:
+        """The row weights of every average, and a provenance note saying where they came from.
+
+        By default a fit's frequency weights are honoured, as Stata's ``margins`` does with
+        fweights: a row standing for k observations counts k times. Precision weights
+        (WLS ``weights``, GLM ``var_weights``) shape β̂ and V̂ but do not say how many
+        people a row stands for, so they are not used for averaging, and the note says so.
+        """
         n = len(self.adapter.data)
+        fit_weights = fit_weight_kinds(self.adapter)
+        ignored = [k for k in fit_weights if k != "freq_weights"]
         if weights is None:
-            return np.ones(n)
+            if "freq_weights" in fit_weights:
+                w = np.asarray(fit_weights["freq_weights"], dtype=float)
+                source = "the fit's freq_weights"
+                if ignored:
+                    source += f" (the fit's {', '.join(ignored)} not used for averaging)"
+                return w, source
+            source = "equal"
+            if ignored:
+                source += f" (the fit's {', '.join(ignored)} not used for averaging)"
+            return np.ones(n), source
+        source = f"weights={weights!r}" if isinstance(weights, str) else "weights= (array)"
+        if fit_weights:
+            source += f" (the fit's {', '.join(fit_weights)} not used for averaging)"
         if isinstance(weights, str):
             check_variable("weights", weights, list(self.adapter.data.columns))
             w = pd.to_numeric(self.adapter.data[weights], errors="coerce").to_numpy(dtype=float)
@@ -232,7 +295,7 @@ class Margins:
             )
         if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
             raise MarginsValueError("weights: must be finite, non-negative and not all zero")
-        return w
+        return w, source
 
     # -- draws ------------------------------------------------------------------------------
     @property
@@ -600,15 +663,7 @@ class Margins:
             self._dataset(labels, coords, ev.estimate, se_delta, kappa, ev.draws, ev.grad, quantity)
         )
         if not res.delta_trustworthy():
-            versus = "the bootstrap" if self.method == "bootstrap" else "the simulation draws"
-            warnings.warn(
-                f"{quantity}: the delta method is not trustworthy for "
-                + ", ".join(repr(lab) for lab in res.untrustworthy_labels())
-                + f" (κ above 0.3, or its SE disagrees with {versus} by more than 3× "
-                "Monte-Carlo noise); report the draws",
-                DeltaMethodWarning,
-                stacklevel=3,
-            )
+            warn_user(delta_warning_text(res, quantity), DeltaMethodWarning)
         return res
 
     def _dataset(
@@ -672,6 +727,7 @@ class Margins:
                 "n_sims": self.n_sims if self.method != "bootstrap" else 0,
                 "scale": self.scale,
                 "at": self.at if isinstance(self.at, str) else repr(dict(self.at)),
+                "weights": self.weights_source,
                 "quantity": quantity,
                 "nobs": len(ad.data),
                 "model_class": ad.model_class,

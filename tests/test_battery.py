@@ -300,7 +300,7 @@ CASES = [
         "unsupported model",
         lambda f: Margins(smf.quantreg("y ~ x", f["df"]).fit()),
         MarginsTypeError,
-        "QuantReg models are not supported; supported model classes are MixedLM",
+        "QuantReg models are not supported; supported model classes are GLM",
     ),
     Case(
         "not a fit",

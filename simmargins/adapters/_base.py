@@ -15,6 +15,7 @@ import pandas as pd
 
 from .._bootstrap import RefitProblem
 from .._errors import MarginsTypeError, MarginsValueError
+from .._fit_checks import check_finite_fit
 from .._formula import (
     Variable,
     build_design,
@@ -77,6 +78,50 @@ def align_cov(cov: Any, names: tuple[str, ...], k_total: int | None = None) -> n
     return np.ascontiguousarray((out + out.T) / 2.0)
 
 
+def _concrete_adapters(root: type[StatsmodelsAdapter]) -> list[type[StatsmodelsAdapter]]:
+    """Every subclass of ``root`` (at any depth) that names the model classes it handles."""
+    out: list[type[StatsmodelsAdapter]] = []
+    sub: type[StatsmodelsAdapter]
+    for sub in root.__subclasses__():
+        if getattr(sub, "model_names", ()):
+            out.append(sub)
+        out.extend(_concrete_adapters(sub))
+    return out
+
+
+def supported_models() -> list[str]:
+    """Names of the statsmodels model classes that have an adapter."""
+    return sorted({n for cls in _concrete_adapters(StatsmodelsAdapter) for n in cls.model_names})
+
+
+def adapter_class(fit: Any) -> type[StatsmodelsAdapter]:
+    """The adapter class for a fitted statsmodels model, chosen by its model class.
+
+    Raises
+    ------
+    TypeError
+        If ``fit`` is not a fitted results object or its model class has no adapter.
+    """
+    model = getattr(fit, "model", None)
+    if model is None or not hasattr(fit, "params"):
+        hint = (
+            " (it looks like an unfitted model; call .fit() first)"
+            if hasattr(fit, "fit") and hasattr(fit, "endog")
+            else ""
+        )
+        raise MarginsTypeError(
+            f"fit: expected a fitted statsmodels results object, got {type(fit).__name__}{hint}"
+        )
+    name = type(model).__name__
+    for cls in _concrete_adapters(StatsmodelsAdapter):
+        if name in cls.model_names:
+            return cls
+    raise MarginsTypeError(
+        f"fit: {type(model).__module__}.{name} models are not supported; supported model "
+        "classes are " + ", ".join(supported_models())
+    )
+
+
 class StatsmodelsAdapter:
     """Shared logic: formula fits use the spec; array fits need ``training_data``.
 
@@ -90,6 +135,14 @@ class StatsmodelsAdapter:
     """
 
     model_names: tuple[str, ...] = ()
+
+    def __new__(cls, fit: Any, training_data: pd.DataFrame | None = None) -> StatsmodelsAdapter:
+        # The shared base knows no link: built directly, it would average X·β on the
+        # linear scale for a Logit and call that a probability. Hand the fit to the
+        # adapter of its model class instead (Python then runs that class's __init__).
+        if cls is StatsmodelsAdapter or not cls.model_names:
+            cls = adapter_class(fit)
+        return super().__new__(cls)
 
     def __init__(self, fit: Any, training_data: pd.DataFrame | None = None) -> None:
         model = getattr(fit, "model", None)
@@ -115,7 +168,17 @@ class StatsmodelsAdapter:
         names, values = _fe_names_and_values(self._fe_params(), list(model.exog_names))
         self.coef_names = names
         self.params = values
-        self.cov = align_cov(self._cov_params(), names)
+        self._check_all_params_finite()
+        try:
+            cov = self._cov_params()
+        except (ValueError, np.linalg.LinAlgError) as exc:  # e.g. a singular Hessian
+            raise MarginsValueError(
+                f"fit: the {self.model_class} fit did not produce finite estimates: statsmodels "
+                f"cannot give the covariance of its parameters ({exc}); refit before "
+                "computing margins"
+            ) from exc
+        self.cov = align_cov(cov, names)
+        check_finite_fit(self)
         self.link: InverseLink = IDENTITY_LINK
         self.data = self._recover_data(training_data)
         if self._spec is not None:
@@ -132,6 +195,22 @@ class StatsmodelsAdapter:
             self.variables = frame_variables(self.data, used)
         self._check_values()
         self._check_rows()
+
+    def _check_all_params_finite(self) -> None:
+        """Every parameter, not only the fixed effects: a NegativeBinomial whose alpha ran
+        off to infinity has diverged even when its exog coefficients look finite."""
+        raw = self.fit.params
+        labels = [str(i) for i in raw.index] if isinstance(raw, pd.Series) else None
+        arr = np.asarray(raw, dtype=np.float64).ravel()
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            which = [labels[i] if labels else f"#{i}" for i in np.flatnonzero(bad)]
+            raise MarginsValueError(
+                f"fit: the {self.model_class} fit did not produce finite estimates (parameters "
+                f"{which} are NaN or infinite); the optimiser most likely diverged — refit "
+                "(other start values, another method=, more iterations, or a simpler model) "
+                "before computing margins"
+            )
 
     # -- hooks a family overrides -------------------------------------------------------
     def _fe_params(self) -> Any:
