@@ -9,6 +9,7 @@ are bit-identical for any ``n_jobs`` and any joblib backend (loky, threads, Dask
 
 from __future__ import annotations
 
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -35,6 +36,78 @@ ROUTE_FAST, ROUTE_STATSMODELS = "sufficient-statistics", "statsmodels"
 # in each worker), so with two workers it pays off only beyond about twice that
 _FAST_PARALLEL_MIN_SECONDS = 5.0
 _FAST_PROBE = 8  # replicates timed in-process before choosing
+# percentile intervals of a cluster bootstrap undercover below this many clusters: the
+# coverage study (docs/validation.md) measured 86.5–91.5% for nominal 95% at 10–40 clusters
+FEW_CLUSTERS = 50
+
+# what a replicate may fail with and still be counted as a failed replicate: numerical
+# trouble of the resample, never a programming error (TypeError, KeyError, ... raise)
+NUMERICAL_ERRORS: tuple[type[BaseException], ...] = (
+    np.linalg.LinAlgError,
+    FloatingPointError,
+    OverflowError,
+    ZeroDivisionError,
+)
+# a ValueError counts when its message is about values, not about how a function was called
+_NUMERICAL_VALUE_ERROR = re.compile(
+    r"\bnan|\binf\b|\binfs\b|infinit|finite|singular|positive[ -]?definite|converg|"
+    r"overflow|invalid value|ill[ -]?conditioned|math domain|perfect separation|"
+    r"perfect prediction|separat",
+    re.IGNORECASE,
+)
+
+
+def is_numerical_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is numerical trouble of one resample (counted as a failed replicate)
+    rather than a bug (raised): LinAlgError, FloatingPointError, overflow, statsmodels'
+    perfect-separation and missing-data errors, and ValueErrors about non-finite values,
+    singular matrices or convergence.
+
+    Examples
+    --------
+    >>> is_numerical_failure(np.linalg.LinAlgError("Singular matrix"))
+    True
+    >>> is_numerical_failure(ValueError("array must not contain infs or NaNs"))
+    True
+    >>> is_numerical_failure(ValueError("operands could not be broadcast together"))
+    False
+    >>> is_numerical_failure(KeyError("exog_re"))
+    False
+    """
+    if isinstance(exc, NUMERICAL_ERRORS):
+        return True
+    try:
+        from statsmodels.tools.sm_exceptions import MissingDataError, PerfectSeparationError
+    except ImportError:  # pragma: no cover - statsmodels is a dependency
+        pass
+    else:
+        if isinstance(exc, (PerfectSeparationError, MissingDataError)):
+            return True
+    if type(exc) is ValueError or type(exc).__module__.startswith(("numpy", "scipy")):
+        return isinstance(exc, ValueError) and bool(_NUMERICAL_VALUE_ERROR.search(str(exc)))
+    return False
+
+
+def few_clusters_message(n_clusters: int) -> str | None:
+    """The warning for a cluster bootstrap over fewer than :data:`FEW_CLUSTERS` clusters
+    (groups of a MixedLM, or ``cluster=``), None from that many on.
+
+    Examples
+    --------
+    >>> few_clusters_message(50) is None
+    True
+    >>> print(few_clusters_message(11))  # doctest: +ELLIPSIS
+    cluster bootstrap over 11 clusters: percentile intervals undercover with fewer than 50...
+    """
+    if n_clusters >= FEW_CLUSTERS:
+        return None
+    return (
+        f"cluster bootstrap over {n_clusters} clusters: percentile intervals undercover with "
+        f"fewer than {FEW_CLUSTERS} clusters (simmargins' coverage study, docs/validation.md: "
+        "86.5–91.5% coverage of nominal 95% intervals at 10–40 clusters, the bootstrap SE "
+        "biased low by about √((G−1)/G)); prefer method='delta' or 'simulation', or read "
+        "the bootstrap intervals as too narrow"
+    )
 
 
 @dataclass
@@ -68,7 +141,9 @@ class Replicate:
     optimizer: str
     seed: int
     error: str = ""
-    llf: float = float("nan")  # the refit's log-likelihood (REML criterion under REML)
+    # the refit's final log-likelihood, on statsmodels' scale (``fit.llf``: the REML
+    # criterion when the model was fitted by REML), whichever route refitted it
+    llf: float = float("nan")
 
 
 @dataclass
@@ -82,6 +157,12 @@ class BootstrapDraws:
     @property
     def n_failed(self) -> int:
         return sum(r.params is None for r in self.replicates)
+
+    @property
+    def llf(self) -> np.ndarray:
+        """(B_ok,) final log-likelihood of each converged replicate, in the rows of
+        ``params`` (``fit.llf``'s scale: REML or ML as the model was fitted)."""
+        return np.array([r.llf for r in self.replicates if r.params is not None], dtype=float)
 
 
 def seed_sequence(seed: Any) -> np.random.SeedSequence:
@@ -138,6 +219,14 @@ def _converged(res: Any) -> bool:
     return bool(conv)
 
 
+def _llf(res: Any) -> float:
+    """The refit's log-likelihood (REML criterion under REML), NaN where it has none."""
+    try:
+        return float(res.llf)
+    except (AttributeError, np.linalg.LinAlgError, ValueError, FloatingPointError):
+        return float("nan")
+
+
 def refit_once(problem: RefitProblem, b: int, child: np.random.SeedSequence) -> Replicate:
     """Resample and refit replicate ``b``; failures are returned, never raised."""
     rng = np.random.default_rng(child)
@@ -165,19 +254,26 @@ def refit_once(problem: RefitProblem, b: int, child: np.random.SeedSequence) -> 
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     res = model.fit(**fit_kwargs)
-            except (np.linalg.LinAlgError, ValueError, FloatingPointError, OverflowError) as exc:
+            except Exception as exc:
+                if not is_numerical_failure(exc):
+                    raise
                 # one optimiser stepping into a singular region is no reason to give up
                 tried.append(f"{name} raised {type(exc).__name__}")
                 continue
             params = np.asarray(res.fe_params if problem.mixed else res.params, dtype=float)
-            if _converged(res) and np.all(np.isfinite(params)):
+            llf = _llf(res)
+            if _converged(res) and np.all(np.isfinite(params)) and not llf == np.inf:
                 fe = params if problem.mixed else params[problem.fe_positions]
-                llf = float(getattr(res, "llf", np.nan))
                 return Replicate(b, fe, True, name, seed_value, llf=llf)
-            tried.append(f"{name} did not converge")
+            if llf == np.inf:
+                # MixedLM at a singular random-effects covariance: its loglike adds
+                # −log|Ψ| = +∞, and an optimiser that steps there reports convergence
+                tried.append(f"{name} stopped where the log-likelihood is +inf")
+            else:
+                tried.append(f"{name} did not converge")
         return Replicate(b, None, False, "", seed_value, "; ".join(tried))
-    except Exception as exc:  # a replicate that raises is counted, not fatal
-        return Replicate(b, None, False, "", seed_value, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        return _failed(b, seed_value, exc)
 
 
 def fast_refit_once(problem: FastProblem, b: int, child: np.random.SeedSequence) -> Replicate:
@@ -195,8 +291,18 @@ def fast_refit_once(problem: FastProblem, b: int, child: np.random.SeedSequence)
             name = f"{ROUTE_FAST}:{fit.optimizer}"
             return Replicate(b, fit.fe_params, True, name, seed_value, llf=fit.llf)
         return Replicate(b, None, False, "", seed_value, fit.message or "did not converge")
-    except Exception as exc:  # a replicate that raises is counted, not fatal
-        return Replicate(b, None, False, "", seed_value, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:
+        return _failed(b, seed_value, exc)
+
+
+def _failed(b: int, seed_value: int, exc: Exception) -> Replicate:
+    """A replicate that raised: counted when the trouble is numerical, re-raised (naming
+    the replicate) when it is a bug."""
+    if not is_numerical_failure(exc):
+        exc.add_note(f"raised in bootstrap replicate {b} (seed {seed_value}); a programming "
+                     "error is not counted as a failed replicate")  # fmt: skip
+        raise exc
+    return Replicate(b, None, False, "", seed_value, f"{type(exc).__name__}: {exc}")
 
 
 Worker = Callable[[Any, int, np.random.SeedSequence], Replicate]
@@ -257,8 +363,7 @@ def run_bootstrap(
         results, parallel = _run_fast(problem, children, n_jobs, bar)
     else:
         jobs = [(b, children[b]) for b in range(n_boot)]
-        results = _run_parallel(problem, jobs, n_jobs, refit_once, bar)
-        parallel = f"joblib (n_jobs={n_jobs if n_jobs is not None else -1})"
+        results, parallel = _run_parallel(problem, jobs, n_jobs, refit_once, bar)
     if bar is not None:
         bar.close()
     results.sort(key=lambda r: r.index)
@@ -309,8 +414,8 @@ def _run_fast(
     rest = jobs[len(probe) :]
     n_workers = _effective_jobs(n_jobs)
     if rest and n_workers > 1 and per_replicate * len(rest) > _FAST_PARALLEL_MIN_SECONDS:
-        results += _run_parallel(fproblem, rest, n_jobs, fast_refit_once, bar)
-        where = f"joblib (n_jobs={n_jobs if n_jobs is not None else -1})"
+        more, where = _run_parallel(fproblem, rest, n_jobs, fast_refit_once, bar)
+        results += more
     else:
         for lo in range(0, len(rest), 64):
             chunk = rest[lo : lo + 64]
@@ -327,7 +432,9 @@ def _run_parallel(
     n_jobs: int | None,
     worker: Worker,
     bar: Any,
-) -> list[Replicate]:
+) -> tuple[list[Replicate], str]:
+    """The replicates ``jobs`` through joblib, and where they ran: ``"joblib <backend>
+    (n_jobs=k)"``, or ``"in-process (joblib sequential)"`` when joblib ran them here."""
     from joblib import Parallel, delayed
 
     n_workers = _effective_jobs(n_jobs)
@@ -337,10 +444,9 @@ def _run_parallel(
     chunks = [c for c in np.array_split(np.arange(len(jobs)), n_chunks) if len(c)]
     tasks = (delayed(_run_chunk)(problem, [jobs[i] for i in c], worker) for c in chunks)
     results: list[Replicate] = []
+    runner = Parallel(n_jobs=n_jobs if n_jobs is not None else -1, return_as="generator_unordered")
     try:
-        gen = Parallel(
-            n_jobs=n_jobs if n_jobs is not None else -1, return_as="generator_unordered"
-        )(tasks)
+        gen = runner(tasks)
         for chunk in gen:
             results.extend(chunk)
             if bar is not None:
@@ -353,7 +459,20 @@ def _run_parallel(
                 "draws were returned. Rerun with n_jobs=1 to see the replicate that kills it."
             ) from exc
         raise
-    return results
+    return results, _where(runner)
+
+
+def _where(runner: Any) -> str:
+    """The joblib backend that ran the replicates, and with how many workers."""
+    backend = getattr(runner, "_backend", None)  # the backend joblib actually used
+    name = type(backend).__name__.removesuffix("Backend").lower() or "unknown"
+    if name == "sequential":
+        return "in-process (joblib sequential)"
+    try:
+        jobs = int(runner._effective_n_jobs())
+    except (AttributeError, TypeError, ValueError):  # a private joblib method
+        jobs = getattr(runner, "n_jobs", -1)
+    return f"joblib {name} (n_jobs={jobs})"
 
 
 def _effective_jobs(n_jobs: int | None) -> int:

@@ -19,10 +19,15 @@ and β profiled out, constants included), so ``ℓ`` equals statsmodels' ``llf``
 Ψ. One evaluation costs O(G·q²·(p+1)²) for the G distinct groups, whatever their lengths;
 the analytic gradient comes from the same pass (see :func:`group_pass_numpy`).
 
-Optimisation is over θ with L-BFGS-B (diagonal of L ≥ 0), warm-started from the original
-fit's Ψ. At θ's boundary the gradient in θ vanishes in directions that would make Ψ
-nonsingular again, so a converged point with a singular Ψ is checked in Ψ itself and left
-when the criterion rises off the boundary (:func:`_escape_boundary`).
+Optimisation is with L-BFGS-B (diagonal of L ≥ 0) over the factor of Ψ̃ = SΨS, Ψ in the
+units of the columns of Z (S their root mean squares, :func:`z_scales`), warm-started from
+the original fit's Ψ. Resamples with few groups often peak on the boundary (a zero variance,
+a correlation of ±1), where the triangular factor can stall: at a zero pivot or a zero
+column its gradient vanishes in directions along which the criterion still rises. So a
+converged point with a singular Ψ is checked against the optimality conditions in Ψ itself
+and left when a step off the boundary rises (:func:`_escape_boundary`). A random-slope
+criterion can also have two maxima (typically of opposite intercept–slope correlation);
+short ascents from other starts (:func:`_restarts`) look for the higher one.
 
 The per-group pass is a numba kernel; :func:`group_pass_numpy` is its plain-numpy twin and
 the test oracle. This module knows nothing of pandas, xarray or the session.
@@ -39,6 +44,8 @@ import numba
 import numpy as np
 from scipy import linalg, optimize
 
+from ._bootstrap import is_numerical_failure
+
 LOG_2PI = math.log(2.0 * math.pi)
 # optimisers tried in turn for one replicate; the second restarts from where the first
 # stopped (a fresh curvature estimate gets L-BFGS-B past a stalled line search)
@@ -47,6 +54,10 @@ FAST_CHAIN = ("L-BFGS-B", "L-BFGS-B-restart", "Powell+L-BFGS-B")
 _GTOL = 1e-8
 _FTOL = 1e-13
 _ACCEPT_GTOL = 1e-6  # a stalled line search this close to stationarity has converged
+_MAX_ESCAPES = 5  # steps off the boundary per ascent
+_SCOUT_ITER = 40  # iterations of a scouting ascent from a restart
+# a scout must beat the first ascent by this much (relative) to be climbed in full
+_RESTART_GAIN = 1e-9
 
 
 # -- statistics ---------------------------------------------------------------------------
@@ -333,42 +344,188 @@ def _projected_grad(theta: np.ndarray, grad: np.ndarray, q: int) -> float:
     return float(np.max(np.abs(g))) if g.size else 0.0
 
 
-def _escape_boundary(
-    theta: np.ndarray,
-    pr: Profiled,
-    rep: ReplicateStats,
-    q: int,
-    p: int,
-    reml: bool,
-    kernel: GroupPass,
-) -> np.ndarray | None:
-    """A better start when θ stopped on the boundary at a point that is not a maximum.
+def z_scales(rep: ReplicateStats, q: int) -> np.ndarray:
+    """Root mean square of each random-effects column in the replicate (1 where it is 0).
 
-    With Ψ = LLᵀ the gradient in θ vanishes along any direction that leaves Ψ's null space
-    (at θ = 0 it vanishes altogether), so a gradient method can stop on the boundary at a
-    minimum. The test is in Ψ itself: a maximum on the boundary needs Nᵀ(∂ℓ/∂Ψ)N ⪯ 0 for the
-    null space N of Ψ; otherwise Ψ + δ·vvᵀ (v its leading direction) is tried for a few δ.
+    The optimiser works on φ = θ of Ψ̃ = SΨS (S the diagonal of these scales): the relative
+    covariance of the random effects' contributions ``z_j b_j``, so that the variance of a
+    random slope of a variable in thousands is not a million times smaller than the
+    intercept's next to it.
     """
-    L = unpack(theta, q)
-    psi = L @ L.T
-    vals, vecs = np.linalg.eigh(psi)
-    null = vecs[:, vals <= 1e-10 * max(1.0, float(vals.max()))]
-    if null.shape[1] == 0:
-        return None
-    mu, v = np.linalg.eigh(null.T @ pr.grad_psi @ null)
-    if mu[-1] <= 0.0:
-        return None
-    direction = null @ v[:, -1]
-    best, best_llf = None, pr.llf + 1e-10 * abs(pr.llf)
-    for delta in (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0):
-        trial = theta_from_cov(psi + delta * np.outer(direction, direction))
+    zz = np.einsum("g,gjj->j", rep.w, rep.cross[:, :, :q]) / rep.n
+    return np.where(zz > 0.0, np.sqrt(np.where(zz > 0.0, zz, 1.0)), 1.0)
+
+
+class _Criterion:
+    """The profiled criterion of one replicate as a function of φ (see :func:`z_scales`)."""
+
+    def __init__(self, rep: ReplicateStats, q: int, p: int, reml: bool, kernel: GroupPass):
+        self.rep, self.q, self.p, self.reml, self.kernel = rep, q, p, reml, kernel
+        self.s = z_scales(rep, q)
+        self.per_obs = 1.0 / rep.n  # statsmodels scales its objective per observation too
+        self.n_eval = 0
+
+    def theta(self, phi: np.ndarray) -> np.ndarray:
+        return pack(unpack(phi, self.q) / self.s[:, None])
+
+    def phi(self, theta: np.ndarray) -> np.ndarray:
+        return pack(self.s[:, None] * unpack(theta, self.q))
+
+    def psi_tilde(self, phi: np.ndarray) -> np.ndarray:
+        Lt = unpack(phi, self.q)
+        return Lt @ Lt.T
+
+    def at(self, phi: np.ndarray) -> Profiled:
+        self.n_eval += 1
+        return profiled(self.theta(phi), self.rep, self.q, self.p, self.reml, self.kernel)
+
+    def llf(self, phi: np.ndarray) -> float:
+        """The criterion, or −∞ where it cannot be evaluated (a singular GLS system)."""
         try:
-            llf = profiled(trial, rep, q, p, reml, kernel).llf
-        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
-            continue
+            return self.at(phi).llf
+        except Exception as exc:
+            if not is_numerical_failure(exc):
+                raise
+            return -math.inf
+
+    def negative(self, phi: np.ndarray) -> tuple[float, np.ndarray]:
+        """Per-observation −ℓ and its gradient in φ, for the minimisers."""
+        try:
+            pr = self.at(phi)
+        except Exception as exc:
+            if not is_numerical_failure(exc):
+                raise
+            return math.inf, np.zeros_like(phi)
+        grad_phi = pack(unpack(pr.grad, self.q) / self.s[:, None])  # ∂ℓ/∂L̃ = S⁻¹ ∂ℓ/∂L
+        return -pr.llf * self.per_obs, -grad_phi * self.per_obs
+
+    def grad_psi_tilde(self, pr: Profiled) -> np.ndarray:
+        """∂ℓ/∂Ψ̃ = S⁻¹ (∂ℓ/∂Ψ) S⁻¹."""
+        return pr.grad_psi / np.outer(self.s, self.s)
+
+
+def _escape_boundary(phi: np.ndarray, pr: Profiled, crit: _Criterion) -> np.ndarray | None:
+    """A better start when φ stopped at a point of the boundary that is not a maximum.
+
+    A maximum of ℓ over the positive semidefinite Ψ̃ satisfies G Ψ̃ = 0 and G ⪯ 0 (G =
+    ∂ℓ/∂Ψ̃, the Karush–Kuhn–Tucker conditions of the cone). The triangular factor hides
+    both failures where Ψ̃ is singular: its gradient 2·tril(G L̃) vanishes at a zero pivot
+    (Ψ̃₀₀ = 0 freezes row 0 of L̃, although G L̃ ≠ 0 says a correlated direction rises),
+    and at any zero column (a direction v of Ψ̃'s null space with vᵀGv > 0 rises only at
+    second order). Two families of steps are tried, each for a ladder of lengths: along
+    the full-matrix gradient 2 G L̃ of the factor (not just its lower triangle), and
+    Ψ̃ + δ·vvᵀ. The best that raises ℓ wins; None when neither does.
+    """
+    q = crit.q
+    Lt = unpack(phi, q)
+    psi = Lt @ Lt.T
+    G = crit.grad_psi_tilde(pr)
+    candidates: list[np.ndarray] = []
+    vals, vecs = np.linalg.eigh(psi)
+    top = max(1.0, float(vals.max()))
+    if vals[0] <= 1e-8 * top:  # singular: the trap of the triangular factor
+        D = 2.0 * G @ Lt
+        norm = float(np.linalg.norm(D))
+        if norm > 0.0:
+            for t in (1e-4, 1e-3, 1e-2, 1e-1, 1.0):
+                F = Lt + (t * math.sqrt(top) / norm) * D
+                candidates.append(F @ F.T)
+        null = vecs[:, vals <= 1e-8 * top]
+        mu, v = np.linalg.eigh(null.T @ G @ null)
+        if mu[-1] > 0.0:
+            direction = null @ v[:, -1]
+            for delta in (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0):
+                candidates.append(psi + delta * top * np.outer(direction, direction))
+    best, best_llf = None, pr.llf + 1e-12 * abs(pr.llf)
+    for cand in candidates:
+        trial = theta_from_cov(cand)
+        llf = crit.llf(trial)
         if llf > best_llf:
             best, best_llf = trial, llf
     return best
+
+
+def _climb(crit: _Criterion, phi0: np.ndarray, maxiter: int) -> tuple[np.ndarray, bool, str, str]:
+    """One local ascent from φ0: :data:`FAST_CHAIN` in turn, each converged point checked
+    against the boundary conditions and left when a step off it rises (a few times)."""
+    q = crit.q
+    bounds = _bounds(q)
+    phi = np.asarray(phi0, dtype=np.float64).copy()
+    notes: list[str] = []
+    escapes = 0
+    for name in FAST_CHAIN:
+        if name == "Powell+L-BFGS-B":
+            res = optimize.minimize(
+                lambda t: crit.negative(t)[0], phi, method="Powell", bounds=bounds,
+                options={"xtol": 1e-8, "ftol": 1e-14, "maxiter": maxiter},
+            )  # fmt: skip
+            if np.all(np.isfinite(res.x)):
+                phi = res.x
+        while True:
+            res = optimize.minimize(
+                crit.negative, phi, jac=True, method="L-BFGS-B", bounds=bounds,
+                options={"ftol": _FTOL, "gtol": _GTOL, "maxiter": maxiter, "maxls": 50},
+            )  # fmt: skip
+            phi = res.x
+            if not np.isfinite(res.fun):
+                notes.append(f"{name}: criterion not finite")
+                break
+            pg = _projected_grad(phi, -res.jac, q)
+            if not (res.success or pg < _ACCEPT_GTOL):
+                notes.append(f"{name}: {res.message} (|grad| {pg:.2g})")
+                break
+            pr = crit.at(phi)
+            better = _escape_boundary(phi, pr, crit) if escapes < _MAX_ESCAPES else None
+            if better is None:
+                return phi, True, name, ""
+            phi, escapes = better, escapes + 1
+    return phi, False, "", "; ".join(notes)
+
+
+def _restarts(crit: _Criterion, phi0: np.ndarray, phi: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Further starts, besides the warm start φ0 whose ascent ended at φ.
+
+    A random-slope likelihood often has two maxima that differ in the sign of the
+    intercept–slope correlation (one of them near ±1), and an ascent settles in whichever
+    basin it starts in. So: φ's correlations mirrored, and again pushed to ±0.95 of the
+    mirrored sign; the warm start without its correlations; and statsmodels' own cold
+    start Ψ = I.
+    """
+    q = crit.q
+    psi = crit.psi_tilde(phi)
+    sd = np.sqrt(np.clip(np.diag(psi), 0.0, None))
+    top = max(1.0, float(sd.max()))
+    sd = np.where(sd > 1e-3 * top, sd, 1e-1 * top)  # a zero variance restarts off zero
+    corr = psi / np.outer(np.sqrt(np.diag(psi)) + 1e-300, np.sqrt(np.diag(psi)) + 1e-300)
+    off = ~np.eye(q, dtype=bool)
+    mirrored = np.where(off, -np.clip(corr, -0.95, 0.95), 1.0)
+    pushed = np.where(off, -0.95 * np.sign(np.where(corr == 0, -1.0, corr)), 1.0)
+    warm = crit.psi_tilde(phi0)
+    starts = [
+        ("mirrored correlations", mirrored * np.outer(sd, sd)),
+        ("correlations ∓0.95", pushed * np.outer(sd, sd)),
+        ("uncorrelated warm start", np.diag(np.diag(warm)) + 1e-3 * top * np.eye(q)),
+    ]
+    out = [(label, _phi_of(cov)) for label, cov in starts]
+    out.append(("statsmodels' cold start", crit.phi(pack(np.eye(q)))))
+    return [(label, s) for label, s in out if s is not None and np.all(np.isfinite(s))]
+
+
+def _phi_of(psi_tilde: np.ndarray) -> np.ndarray | None:
+    vals = np.linalg.eigvalsh((psi_tilde + psi_tilde.T) / 2)
+    if vals[0] <= 0.0:  # a correlation matrix pushed past positive definite (q ≥ 3)
+        return None
+    return theta_from_cov(psi_tilde)
+
+
+def _scout(crit: _Criterion, phi: np.ndarray) -> tuple[float, np.ndarray]:
+    """A short, loose ascent from φ: enough to tell which basin it lies in."""
+    res = optimize.minimize(
+        crit.negative, phi, jac=True, method="L-BFGS-B", bounds=_bounds(crit.q),
+        options={"ftol": 1e-10, "gtol": 1e-6, "maxiter": _SCOUT_ITER},
+    )  # fmt: skip
+    llf = crit.llf(res.x) if np.isfinite(res.fun) else -math.inf
+    return llf, res.x
 
 
 def fit_replicate(
@@ -380,59 +537,41 @@ def fit_replicate(
     kernel: GroupPass = group_pass_numba,
     maxiter: int = 500,
 ) -> FastFit:
-    """Maximise the profiled (RE)ML criterion over θ, trying :data:`FAST_CHAIN` in turn.
+    """Maximise the profiled (RE)ML criterion over θ.
 
+    The ascent (:func:`_climb`) starts from ``theta0`` and tries :data:`FAST_CHAIN` in turn.
     Convergence means the optimiser reported success, or its projected gradient of the
     per-observation criterion is below ``_ACCEPT_GTOL`` (a line search that stalls at the
-    optimum), and that no step off the boundary of Ψ improves the criterion.
+    optimum), and that no step off the boundary of Ψ improves the criterion
+    (:func:`_escape_boundary`). With random slopes (q ≥ 2), or when that ascent fails,
+    short scouting ascents from the starts of :func:`_restarts` look for a higher maximum;
+    the best of them is climbed in full and wins if it is higher.
     """
-    per_obs = 1.0 / rep.n  # statsmodels scales its objective per observation too
-    bounds = _bounds(q)
-
-    def negative(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        try:
-            pr = profiled(theta, rep, q, p, reml, kernel)
-        except (np.linalg.LinAlgError, FloatingPointError, ValueError):
-            return math.inf, np.zeros_like(theta)
-        return -pr.llf * per_obs, -pr.grad * per_obs
-
-    theta = np.asarray(theta0, dtype=np.float64).copy()
-    notes: list[str] = []
-    escapes = 0
-    for name in FAST_CHAIN:
-        if name == "Powell+L-BFGS-B":
-            res = optimize.minimize(
-                lambda t: negative(t)[0], theta, method="Powell", bounds=bounds,
-                options={"xtol": 1e-8, "ftol": 1e-14, "maxiter": maxiter},
-            )  # fmt: skip
-            if np.all(np.isfinite(res.x)):
-                theta = res.x
-        while True:
-            res = optimize.minimize(
-                negative, theta, jac=True, method="L-BFGS-B", bounds=bounds,
-                options={"ftol": _FTOL, "gtol": _GTOL, "maxiter": maxiter, "maxls": 50},
-            )  # fmt: skip
-            theta = res.x
-            if not np.isfinite(res.fun):
-                notes.append(f"{name}: criterion not finite")
-                break
-            pg = _projected_grad(theta, -res.jac, q)
-            if not (res.success or pg < _ACCEPT_GTOL):
-                notes.append(f"{name}: {res.message} (|grad| {pg:.2g})")
-                break
-            pr = profiled(theta, rep, q, p, reml, kernel)
-            better = _escape_boundary(theta, pr, rep, q, p, reml, kernel) if escapes < 3 else None
-            if better is None:
-                return FastFit(pr.fe_params, pr.cov_re, pr.scale, pr.llf, theta, True, name)
-            theta, escapes = better, escapes + 1
+    crit = _Criterion(rep, q, p, reml, kernel)
+    phi0 = crit.phi(np.asarray(theta0, dtype=np.float64))
+    phi, ok, name, message = _climb(crit, phi0, maxiter)
+    best_llf = crit.llf(phi) if ok else -math.inf
+    if q >= 2 or not ok:
+        scouts = [(*_scout(crit, start), label) for label, start in _restarts(crit, phi0, phi)]
+        llf_s, phi_s, label = max(scouts, key=lambda s: s[0])
+        if llf_s > best_llf + _RESTART_GAIN * max(1.0, abs(llf_s)):
+            phi2, ok2, name2, message2 = _climb(crit, phi_s, maxiter)
+            llf2 = crit.llf(phi2) if ok2 else -math.inf
+            if ok2 and llf2 > best_llf:
+                phi, ok, name, best_llf = phi2, True, f"{name2} from {label}", llf2
+            elif not ok:
+                message = f"{message}; from {label}: {message2}"
+    theta = crit.theta(phi)
     try:
         pr = profiled(theta, rep, q, p, reml, kernel)
-    except (np.linalg.LinAlgError, FloatingPointError, ValueError) as exc:
+    except Exception as exc:
+        if not is_numerical_failure(exc):
+            raise
         return FastFit(
             np.full(p, np.nan), np.full((q, q), np.nan), math.nan, math.nan, theta, False, "",
             f"{type(exc).__name__}: {exc}",
         )  # fmt: skip
-    return FastFit(pr.fe_params, pr.cov_re, pr.scale, pr.llf, theta, False, "", "; ".join(notes))
+    return FastFit(pr.fe_params, pr.cov_re, pr.scale, pr.llf, theta, ok, name, message)
 
 
 # -- the bootstrap problem ---------------------------------------------------------------------

@@ -159,22 +159,36 @@ def test_row_bootstrap_understates_clustered_uncertainty(clustered_ols):
 
 def _draws_with(fit, **kwargs):
     m = Margins.linear_scale(fit, method="bootstrap", n_boot=12, seed=99, progress=False, **kwargs)
-    return m.coefficient_draws
+    draws = m.coefficient_draws
+    assert m._boot is not None
+    return draws, m._boot.parallel
 
 
-def test_draws_identical_for_any_n_jobs_and_backend(lmm_ri):
-    serial = _draws_with(lmm_ri, n_jobs=1)
-    parallel = _draws_with(lmm_ri, n_jobs=2)
+@pytest.fixture
+def fast_goes_parallel(monkeypatch):
+    """The fast route runs 12 small replicates in-process unless told that they are slow:
+    with no time threshold, everything after the 8 timed replicates goes through joblib."""
+    monkeypatch.setattr(boot, "_FAST_PARALLEL_MIN_SECONDS", 0.0)
+
+
+@pytest.mark.parametrize("refit", ["fast", "statsmodels"])
+def test_draws_identical_for_any_n_jobs_and_backend(lmm_ri, fast_goes_parallel, refit):
+    serial, where = _draws_with(lmm_ri, n_jobs=1, refit=refit)
+    assert where.startswith("in-process"), where
+    parallel, where = _draws_with(lmm_ri, n_jobs=2, refit=refit)
+    assert where.startswith("joblib loky (n_jobs=2)"), where
     np.testing.assert_array_equal(serial.to_numpy(), parallel.to_numpy())
     np.testing.assert_array_equal(serial["seed"].to_numpy(), parallel["seed"].to_numpy())
     with joblib.parallel_config(backend="threading", n_jobs=2):
-        threaded = _draws_with(lmm_ri)
+        threaded, where = _draws_with(lmm_ri, refit=refit)
+    assert where.startswith("joblib threading (n_jobs=2)"), where
     np.testing.assert_array_equal(serial.to_numpy(), threaded.to_numpy())
 
 
-def test_draws_identical_on_a_dask_cluster(lmm_ri):
+@pytest.mark.parametrize("refit", ["fast", "statsmodels"])
+def test_draws_identical_on_a_dask_cluster(lmm_ri, fast_goes_parallel, refit):
     distributed = pytest.importorskip("distributed")
-    serial = _draws_with(lmm_ri, n_jobs=1)
+    serial, _ = _draws_with(lmm_ri, n_jobs=1, refit=refit)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # dask's own start-up chatter (ports, resources)
         with (
@@ -184,27 +198,32 @@ def test_draws_identical_on_a_dask_cluster(lmm_ri):
             distributed.Client(cluster),
             joblib.parallel_config("dask"),
         ):
-            remote = _draws_with(lmm_ri, n_jobs=2)
+            remote, where = _draws_with(lmm_ri, n_jobs=2, refit=refit)
+    assert where.startswith("joblib dask"), where
     np.testing.assert_array_equal(serial.to_numpy(), remote.to_numpy())
 
 
 class _Raises:
-    """Test double: replicates listed in ``bad`` raise inside the worker."""
+    """Test double: replicates listed in ``bad`` raise ``error`` inside the worker."""
 
-    def __init__(self, bad: set[int]):
+    def __init__(self, bad: set[int], error: BaseException | None = None):
         self.bad = bad
+        self.error = error
 
     def __call__(self, b: int) -> None:
         if b in self.bad:
+            if self.error is not None:
+                raise self.error
             raise FloatingPointError(f"injected failure in replicate {b}")
 
 
 class _FailingAdapter(StatsmodelsMixedLMAdapter):
     bad: ClassVar[set[int]] = set()
+    error: ClassVar[BaseException | None] = None
 
     def refit_problem(self, clusters, warm=True):
         problem = super().refit_problem(clusters, warm)
-        problem.fail_hook = _Raises(self.bad)
+        problem.fail_hook = _Raises(self.bad, self.error)
         return problem
 
 
@@ -230,6 +249,84 @@ def test_failing_replicates_are_counted_not_fatal(lmm_ri, bad, outcome):
     assert res.n_draws == 12 - len(bad)
     assert res.attrs["n_failed"] == len(bad)
     assert set(m.coefficient_draws["replicate"].values).isdisjoint(bad)
+
+
+NUMERICAL = [
+    np.linalg.LinAlgError("Singular matrix"),
+    FloatingPointError("overflow encountered in exp"),
+    OverflowError("math range error"),
+    ValueError("array must not contain infs or NaNs"),
+    ValueError("Matrix is not positive definite"),
+]
+BUGS = [
+    TypeError("fit() got an unexpected keyword argument 'metod'"),
+    NameError("name 'exog_re' is not defined"),
+    AttributeError("'NoneType' object has no attribute 'cov_re'"),
+    KeyError("exog_re"),
+    IndexError("index 40 is out of bounds for axis 0 with size 40"),
+    AssertionError("invariant broken"),
+    ValueError("operands could not be broadcast together with shapes (3,) (4,)"),
+]
+
+
+@pytest.mark.parametrize("error", NUMERICAL, ids=lambda e: f"{type(e).__name__}:{str(e)[:16]}")
+@pytest.mark.parametrize("refit", ["fast", "statsmodels"])
+def test_numerical_failures_are_counted(lmm_ri, refit, error):
+    assert boot.is_numerical_failure(error)
+    ad = _FailingAdapter(lmm_ri)
+    ad.bad, ad.error = {3}, error
+    m = Margins.linear_scale(
+        lmm_ri, adapter=ad, method="bootstrap", n_boot=12, seed=1, n_jobs=1, refit=refit
+    )
+    m.boot_warn_fail = 0.1
+    res = m.predict()
+    assert res.attrs["n_failed"] == 1 and res.n_draws == 11
+
+
+@pytest.mark.parametrize("error", BUGS, ids=lambda e: f"{type(e).__name__}:{str(e)[:16]}")
+@pytest.mark.parametrize("refit", ["fast", "statsmodels"])
+def test_programming_errors_in_a_replicate_raise(lmm_ri, refit, error):
+    assert not boot.is_numerical_failure(error)
+    ad = _FailingAdapter(lmm_ri)
+    ad.bad, ad.error = {3}, error
+    m = Margins.linear_scale(
+        lmm_ri, adapter=ad, method="bootstrap", n_boot=12, seed=1, n_jobs=1, refit=refit
+    )
+    with pytest.raises(type(error)) as info:
+        m.predict()
+    assert any("bootstrap replicate 3" in note for note in getattr(info.value, "__notes__", []))
+    assert m._coef_draws is None
+
+
+def test_a_programming_error_in_a_worker_process_raises(lmm_ri):
+    ad = _FailingAdapter(lmm_ri)
+    ad.bad, ad.error = {5}, KeyError("exog_re")
+    m = Margins.linear_scale(
+        lmm_ri, adapter=ad, method="bootstrap", n_boot=8, seed=1, n_jobs=2, refit="statsmodels"
+    )
+    with pytest.raises(KeyError, match="exog_re"):
+        m.predict()
+
+
+def test_statsmodels_numerical_errors_are_counted():
+    from statsmodels.tools.sm_exceptions import MissingDataError, PerfectSeparationError
+
+    assert boot.is_numerical_failure(PerfectSeparationError("Perfect separation detected"))
+    assert boot.is_numerical_failure(MissingDataError("exog contains inf or nans"))
+    # our own input errors are not numerical trouble of a resample
+    assert not boot.is_numerical_failure(MarginsValueError("cluster: bad"))
+
+
+@pytest.mark.parametrize(("n", "warns"), [(2, True), (11, True), (40, True), (49, True),
+                                          (50, False), (400, False)])  # fmt: skip
+def test_few_clusters_message(n, warns):
+    msg = boot.few_clusters_message(n)
+    if not warns:
+        assert msg is None
+        return
+    assert msg is not None
+    assert f"over {n} clusters" in msg and "fewer than 50 clusters" in msg
+    assert "86.5–91.5%" in msg and "10–40 clusters" in msg and "docs/validation.md" in msg
 
 
 BAD = [
