@@ -43,7 +43,7 @@ def test_base_adapter_built_directly_dispatches_on_the_model_class(fair, logit_a
     # the reproduction: today's main averaged the log-odds (AME 0.0457, mean -0.763)
     ad = StatsmodelsAdapter(logit_array, training_data=fair)
     assert type(ad) is StatsmodelsDiscreteAdapter
-    m = Margins(logit_array, adapter=ad, method="delta")
+    m = Margins(logit_array, adapter=ad, method="delta", seed=0)
     ame = logit_array.get_margeff().margeff
     # tolerances are ~10x the agreement measured: AMEs 2e-10..3e-9 relative (finite
     # differences against get_margeff's analytic derivative), SEs <1.4e-9, means <1e-15
@@ -52,7 +52,7 @@ def test_base_adapter_built_directly_dispatches_on_the_model_class(fair, logit_a
 
 
 def test_margins_takes_training_data(fair, logit_array):
-    m = Margins(logit_array, training_data=fair, method="delta")
+    m = Margins(logit_array, training_data=fair, method="delta", seed=0)
     assert isinstance(m.adapter, StatsmodelsDiscreteAdapter)
     res = m.dydx("age")
     mfx = logit_array.get_margeff()
@@ -74,7 +74,7 @@ def _discrete(kind: str, fair: pd.DataFrame):
 @pytest.mark.parametrize("kind", ["Logit", "Probit", "Poisson", "NegativeBinomial"])
 def test_every_discrete_array_fit_matches_get_margeff(fair, kind):
     fit = _discrete(kind, fair)
-    m = Margins(fit, training_data=fair, method="delta")
+    m = Margins(fit, training_data=fair, method="delta", seed=0)
     assert m.adapter.link.name == (
         "logit" if kind == "Logit" else "probit" if kind == "Probit" else "log"
     )
@@ -111,7 +111,7 @@ def test_every_glm_array_fit_matches_get_margeff(fair, family):
     else:
         y = fair["rate_marriage"]  # positive, for the log-link Gaussian and Gamma
     fit = sm.GLM(y, sm.add_constant(fair[["age", "educ"]]), family=family).fit()
-    m = Margins(fit, training_data=fair, method="delta")
+    m = Margins(fit, training_data=fair, method="delta", seed=0)
     assert isinstance(m.adapter, StatsmodelsGLMAdapter)
     np.testing.assert_allclose(
         m.dydx(["age", "educ"]).estimate, fit.get_margeff().margeff, rtol=3e-8
@@ -128,7 +128,7 @@ def test_ols_wls_and_mixedlm_array_fits(fair):
             StatsmodelsOLSAdapter,
         ),
     ):
-        m = Margins(fit, training_data=fair, method="delta")
+        m = Margins(fit, training_data=fair, method="delta", seed=0)
         assert isinstance(m.adapter, cls)
         np.testing.assert_allclose(m.dydx("age").estimate[0], fit.params["age"], rtol=1e-8)
     sub = fair.iloc[:600].reset_index(drop=True)
@@ -138,7 +138,7 @@ def test_ols_wls_and_mixedlm_array_fits(fair):
         lmm = sm.MixedLM(
             sub["rate_marriage"], sm.add_constant(sub[["age", "educ"]]), groups=groups
         ).fit()
-    m = Margins(lmm, training_data=sub, method="delta")
+    m = Margins(lmm, training_data=sub, method="delta", seed=0)
     assert isinstance(m.adapter, StatsmodelsMixedLMAdapter)
     np.testing.assert_allclose(m.dydx("educ").estimate[0], lmm.fe_params["educ"], rtol=1e-9)
 
