@@ -29,8 +29,8 @@ _CI_NAMES = {
     "sidak": "Šidák Int.",
 }
 _INTERVAL_WORDS = {
-    "percentile": "percentile interval; p-value from the same draws (the α at which that "
-    "interval reaches 0)",
+    "percentile": "percentile interval; p-value from the same draws (where that interval "
+    "reaches 0)",
     "basic": "basic interval (2·estimate − draw quantiles); p-value from the same draws, reflected",
     "normal": "normal interval (estimate ± z·SD of the draws); p-value 2·Φ(−|z|)",
     "wald": "Wald interval (estimate ± z·delta SE); p-value 2·Φ(−|z|)",
