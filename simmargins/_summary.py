@@ -54,6 +54,9 @@ def _what_was_computed(res: MarginsResult, info: dict[str, object]) -> list[str]
     out = [f"At: {at} ({_AT_WORDS.get(at, 'fixed for every row; other covariates as observed')})"]
     if "scale" in attrs:
         out.append(f"Scale: {attrs['scale']} (link {attrs.get('link', '?')})")
+    weights = attrs.get("weights")
+    if weights and weights != "equal":  # say so whenever rows do not count equally
+        out.append(f"Weights: {weights}")
     route = str(info["route"])
     out.append(f"Headline: {route}, {_INTERVAL_WORDS[str(info['interval'])]}")
     draws_kind = attrs.get("draws_kind", "simulation")

@@ -131,3 +131,11 @@ def test_precision_weights_are_not_used_and_provenance_says_so(fair):
     # measured 3.6e-14 relative
     assert res.estimate[0] == pytest.approx(float(np.mean(fit.fittedvalues)), rel=5e-13)
     assert res.attrs["weights"] == "equal (the fit's weights not used for averaging)"
+
+
+def test_summary_names_the_weights_when_rows_do_not_count_equally(logit_xz):
+    _, fit = logit_xz
+    plain = Margins(fit, seed=0, n_sims=50).predict()
+    assert "Weights:" not in plain.summary()
+    weighted = Margins(fit, seed=0, n_sims=50, weights=np.arange(100.0) + 1)
+    assert "Weights: weights= (array)" in weighted.predict().summary()
