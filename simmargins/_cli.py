@@ -18,6 +18,7 @@ import os
 import shlex
 import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -489,13 +490,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Interrupted(KeyboardInterrupt):
+    """^C (SIGINT) or SIGTERM during a command, raised by :func:`_interrupt`.
+
+    A subclass rather than KeyboardInterrupt itself, so that ``except KeyboardInterrupt``
+    and the output folder's cleanup treat it alike while CPython does not: a bare
+    KeyboardInterrupt that passes out of ``exec``/``eval`` of a source string (which
+    imports do whenever they build a namedtuple, a dataclass or scipy's distribution
+    methods) sets the interpreter's "unhandled ^C" flag even when caught later, and at
+    exit the interpreter then kills itself with SIGINT instead of returning our 130. The
+    flag is raised only for that exact type.
+    """
+
+
 def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    raise Interrupted(signal.Signals(signum).name)
+
+
+@contextmanager
+def _interrupts_raise() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` inside; the old handlers after.
+
+    A SIGINT ignored by the parent (a background job of a non-interactive shell) stays
+    ignored, as Python itself leaves it at start-up. Outside the main thread (``main``
+    called from a worker thread) handlers cannot be set and nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        old = signal.getsignal(sig)
+        if sig == signal.SIGINT and old == signal.SIG_IGN:
+            continue
+        previous[sig] = old
+        signal.signal(sig, _interrupt)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old if old is not None else signal.SIG_DFL)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``simmargins`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    with _interrupts_raise():
+        try:
+            return _main(argv)
+        except KeyboardInterrupt:  # Interrupted, or ^C before the command started
+            Console.error("interrupted; no output was written")
+            return 130
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -505,8 +553,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     matplotlib.use("Agg")  # files only: never open a window
     console = Console()
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _interrupt)  # a terminated run cleans up like ^C
     from ._pipeline import RunFailure
 
     try:
@@ -517,9 +563,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunFailure as exc:
         console.error(str(exc))
         return 1
-    except KeyboardInterrupt:
-        console.error("interrupted; no output was written")
-        return 130
     except Exception as exc:
         if os.environ.get("SIMMARGINS_DEBUG"):
             raise
@@ -527,5 +570,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"unexpected {type(exc).__name__}: {exc} (set SIMMARGINS_DEBUG=1 for a traceback)"
         )
         return 1
-    finally:
-        signal.signal(signal.SIGTERM, previous)
