@@ -16,11 +16,17 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ._bootstrap import REFIT_ROUTES, BootstrapDraws, run_bootstrap
+from ._bootstrap import REFIT_ROUTES, BootstrapDraws, few_clusters_message, run_bootstrap
 from ._delta import delta_std_err, relative_curvature
 from ._design import CounterfactualData, Setting
 from ._draws import cov_factor, simulate_coefficients
-from ._errors import DeltaMethodWarning, MarginsTypeError, MarginsValueError, warn_user
+from ._errors import (
+    DeltaMethodWarning,
+    FewClustersWarning,
+    MarginsTypeError,
+    MarginsValueError,
+    warn_user,
+)
 from ._evaluate import ELASTICITIES, Evaluated, evaluate_elasticity, evaluate_linear
 from ._fit_checks import (
     check_finite_fit,
@@ -336,10 +342,15 @@ class Margins:
                 )
             clusters = codes.astype(np.intp)
         problem = refit_problem(clusters, warm=self.warm_start)
-        if problem.clusters is not None and int(problem.clusters.max()) + 1 < 2:
-            raise MarginsValueError(
-                "cluster: the model has only one group; a cluster bootstrap needs at least 2"
-            )
+        if problem.clusters is not None:
+            n_clusters = int(problem.clusters.max()) + 1
+            if n_clusters < 2:
+                raise MarginsValueError(
+                    "cluster: the model has only one group; a cluster bootstrap needs at least 2"
+                )
+            few = few_clusters_message(n_clusters)
+            if few is not None:
+                warn_user(few, FewClustersWarning)
         boot = run_bootstrap(
             problem,
             self.n_boot,
@@ -362,6 +373,9 @@ class Margins:
                 "converged": ("draw", [r.converged for r in ok]),
                 "optimizer": ("draw", [r.optimizer for r in ok]),
                 "seed": ("draw", [r.seed for r in ok]),
+                # each replicate's final (RE)ML log-likelihood, whichever route refitted it,
+                # so fits can be compared replicate by replicate
+                "llf": ("draw", boot.llf),
             },
             name="coefficients",
         )
@@ -690,7 +704,7 @@ class Margins:
         boot_attrs: dict[str, Any] = {}
         if self.method == "bootstrap":
             cd = self.coefficient_draws
-            for c in ("replicate", "converged", "optimizer", "seed"):
+            for c in ("replicate", "converged", "optimizer", "seed", "llf"):
                 draw_coords[f"boot_{c}"] = ("draw", cd[c].to_numpy())
             assert self._boot is not None
             boot_attrs = {

@@ -139,3 +139,27 @@ def test_summary_names_the_weights_when_rows_do_not_count_equally(logit_xz):
     assert "Weights:" not in plain.summary()
     weighted = Margins(fit, seed=0, n_sims=50, weights=np.arange(100.0) + 1)
     assert "Weights: weights= (array)" in weighted.predict().summary()
+
+
+def test_few_clusters_warn_at_the_callers_line_with_the_study_figures():
+    import simmargins
+
+    rng = np.random.default_rng(5)
+    d = pd.DataFrame({"g": np.repeat(np.arange(12), 8), "x": rng.normal(size=96)})
+    d["y"] = 1.0 + 0.5 * d["x"] + rng.normal(size=12)[d["g"]] + rng.normal(size=96)
+    fit = smf.ols("y ~ x", d).fit()
+    m = Margins(fit, method="bootstrap", n_boot=20, seed=0, cluster="g", progress=False)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        m.dydx("x")
+    w = _only(record, simmargins.FewClustersWarning)
+    assert w.filename == __file__
+    assert "12 clusters" in str(w.message) and "86.5–91.5%" in str(w.message)
+    rows = Margins(fit, method="bootstrap", n_boot=20, seed=0, progress=False)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        res = rows.dydx("x")
+    assert not [w for w in record if issubclass(w.category, simmargins.FewClustersWarning)]
+    # both refit routes record each replicate's log-likelihood beside its convergence flag
+    assert res.to_dataset()["boot_llf"].dims == ("draw",)
+    assert np.all(np.isfinite(res.to_dataset()["boot_llf"].to_numpy()))
