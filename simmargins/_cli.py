@@ -179,11 +179,12 @@ def run_job(
     job: Job, root: Path, console: Console, output: OutputSpec, bar: Any, shown_root: Path
 ) -> Outcome:
     """Fit one analysis, compute and write its quantities; print as it goes."""
+    from ._errors import ConvergenceWarning
+    from ._fit_checks import fit_converged as converged
     from ._pipeline import (
         RunFailure,
         collect_warnings,
         compute_quantity,
-        converged,
         describe_quantity,
         draw_coefficients,
         fit_model,
@@ -222,7 +223,10 @@ def run_job(
             warns.append("model fit: the optimiser did not report convergence; see model.txt")
         bar.set_description(f"{job.folder}: draws")
         with collect_warnings(warns, "inference"):
-            m = make_session(fit, a.inference, progress=console.tty)
+            with warnings.catch_warnings():
+                # reported once above, under "model fit", with a pointer to model.txt
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                m = make_session(fit, a.inference, progress=console.tty)
             draw_coefficients(m)
         flush_warnings()
         bar.update(1)

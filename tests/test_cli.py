@@ -650,3 +650,24 @@ def test_usage_errors(tmp_path):
     missing = simmargins("run", "nothing.toml", cwd=tmp_path)
     assert missing.returncode == 2
     assert missing.stderr.strip() == "simmargins: error: 'nothing.toml': spec file not found"
+
+
+def test_a_fit_that_did_not_converge_is_reported_once(tmp_path, capsys):
+    """The CLI's own note (pointing at model.txt) and not a second copy from the session."""
+    from simmargins._cli import main
+
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"x": rng.normal(size=300), "z": rng.normal(size=300)})
+    df["y"] = (rng.random(300) < 1 / (1 + np.exp(-(0.5 * df["x"] - 0.3 * df["z"])))).astype(int)
+    df.to_csv(tmp_path / "data.csv", index=False)
+    spec = (
+        'data = "data.csv"\n\n[model]\nkind = "logit"\nformula = "y ~ x + z"\n\n'
+        "[model.fit]\nmaxiter = 1\n\n[inference]\nmethod = \"delta\"\nseed = 1\n\n"
+        '[[quantity]]\nname = "slopes"\nkind = "dydx"\nvariables = ["x"]\n'
+    )
+    (tmp_path / "spec.toml").write_text(spec)
+    code = main(["run", str(tmp_path / "spec.toml"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert err.count("convergence") + err.count("did not converge") == 1, err
+    assert "see model.txt" in err
