@@ -32,9 +32,9 @@ from joblib.externals.loky import get_reusable_executor
 from threadpoolctl import threadpool_limits
 
 from simmargins import Margins, classroom_data
-from simmargins import _bootstrap as boot
-from simmargins._lmm_fast import fast_problem
 from simmargins.adapters import StatsmodelsMixedLMAdapter
+from simmargins.resampling import bootstrap as boot
+from simmargins.resampling.lmm_fast import fast_problem
 
 
 def random_slope_data(n_groups: int = 1000, per_group: int = 10, seed: int = 3) -> pd.DataFrame:

@@ -145,8 +145,8 @@ def _time_it(fn, repeats: int) -> tuple[float, float, float, Any]:
 
 
 def run_child(what: str, n: int, repeats: int, chunk: int, trace: bool) -> dict[str, Any]:
-    from simmargins._kernels import margin_draws
-    from simmargins._links import LOGIT
+    from simmargins.engine.kernels import margin_draws
+    from simmargins.engine.links import LOGIT
 
     p = make_problem(n)
     X, off, w, B = p["X"], p["off"], p["w"], p["B"]

@@ -19,10 +19,10 @@ from ._errors import (
     SeparationWarning,
     SimMarginsError,
 )
-from ._plotting import PlotArtists, plot_curve, plot_dist, plot_forest
-from ._result import MarginsResult, load
-from ._scenarios import all_pairwise, consecutive, pairwise, reference
-from ._session import Margins
+from .engine.scenarios import all_pairwise, consecutive, pairwise, reference
+from .results.plotting import PlotArtists, plot_curve, plot_dist, plot_forest
+from .results.result import MarginsResult, load
+from .session.margins import Margins
 
 __all__ = [
     "BootstrapError",

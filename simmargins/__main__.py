@@ -1,6 +1,6 @@
 """``python -m simmargins``: the same command as ``simmargins``."""
 
-from ._cli import main
+from .cli.command import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

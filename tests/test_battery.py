@@ -61,7 +61,7 @@ def _cli(old: str, new: str) -> Callable[[dict[str, Any], Any], int]:
     """A CLI case: the base spec with one edit, run through ``simmargins run``."""
 
     def run(frames: dict[str, pd.DataFrame], tmp: Any) -> int:
-        from simmargins._cli import main
+        from simmargins.cli.command import main
 
         frames["df"].to_csv(tmp / "data.csv", index=False)
         assert old in CLI_SPEC

@@ -13,10 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from .._bootstrap import RefitProblem
 from .._errors import MarginsTypeError, MarginsValueError
-from .._fit_checks import check_finite_fit
-from .._formula import (
+from ..engine.formula import (
     Variable,
     build_design,
     formula_spec,
@@ -24,7 +22,8 @@ from .._formula import (
     spec_column_names,
     spec_variables,
 )
-from .._links import IDENTITY_LINK, InverseLink
+from ..engine.links import IDENTITY_LINK, InverseLink
+from ..resampling.problem import RefitProblem
 
 _CONSTANT_NAMES = ("const", "Intercept", "intercept")
 
@@ -380,4 +379,31 @@ class StatsmodelsAdapter:
             else None,
             fe_positions=positions,
             clusters=clusters,
+        )
+
+
+def check_finite_fit(adapter: Any) -> None:
+    """Refuse a fit whose fixed effects or their covariance hold NaN or inf.
+
+    A diverged optimiser (statsmodels' default NegativeBinomial fit of ``cpunish``, say)
+    leaves non-finite estimates that would otherwise surface as an SVD failure deep
+    inside the first verb.
+    """
+    names = adapter.coef_names
+    bad_params = [n for n, v in zip(names, adapter.params, strict=True) if not np.isfinite(v)]
+    cov = np.asarray(adapter.cov)
+    bad_cov = [
+        n for n, row in zip(adapter.coef_names, cov, strict=True) if not np.all(np.isfinite(row))
+    ]
+    if bad_params or bad_cov:
+        what = []
+        if bad_params:
+            what.append(f"non-finite estimates for {bad_params}")
+        if bad_cov:
+            what.append(f"a covariance with NaN or inf in the rows of {bad_cov}")
+        raise MarginsValueError(
+            f"fit: the {adapter.model_class} fit did not produce finite estimates ("
+            + "; ".join(what)
+            + "); the optimiser most likely diverged — refit (other start values, another "
+            "method=, more iterations, or a simpler model) before computing margins"
         )

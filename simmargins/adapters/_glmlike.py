@@ -5,7 +5,7 @@ Offsets and exposures
 statsmodels keeps a model's ``offset=`` and ``exposure=`` as arrays aligned to the rows it
 fitted (``model.offset``; ``model.exposure`` holds log exposure), not as column names. The
 adapter copies them into hidden columns of its ``data`` (names in
-``simmargins._design.OFFSET_SETTINGS``), so every row, and every subset of rows, carries its
+``simmargins.engine.design.OFFSET_SETTINGS``), so every row, and every subset of rows, carries its
 own offset and exposure, and ``offset(frame)`` returns offset + log(exposure) read from
 those columns. A setting ``{"offset": o}`` or ``{"exposure": t}`` in ``at``, ``atexog`` or a
 scenario overwrites the column for all rows; a model variable of the same name takes
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._design import OFFSET_SETTINGS
 from .._errors import MarginsValueError, SeparationWarning
-from .._links import InverseLink
+from ..engine.design import OFFSET_SETTINGS
+from ..engine.links import InverseLink
 from ._base import StatsmodelsAdapter
 
 

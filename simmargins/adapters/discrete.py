@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._bootstrap import DISCRETE_CHAIN
-from .._links import LOG_LINK, LOGIT_LINK, PROBIT_LINK, InverseLink
+from ..engine.links import LOG_LINK, LOGIT_LINK, PROBIT_LINK, InverseLink
+from ..resampling.problem import DISCRETE_CHAIN
 from ._glmlike import GLMLikeAdapter
 
 _LINKS = {

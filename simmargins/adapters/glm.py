@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .._bootstrap import GLM_CHAIN
 from .._errors import MarginsTypeError, MarginsValueError
-from .._links import (
+from ..engine.links import (
     CAUCHY_LINK,
     CLOGLOG_LINK,
     LOG_LINK,
@@ -30,6 +29,7 @@ from .._links import (
     InverseLink,
     power_link,
 )
+from ..resampling.problem import GLM_CHAIN
 from ._glmlike import GLMLikeAdapter
 
 _FIXED_LINKS = {

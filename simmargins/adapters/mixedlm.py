@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .._bootstrap import MIXEDLM_CHAIN, RefitProblem
+from ..resampling.problem import MIXEDLM_CHAIN, RefitProblem
 from ._base import StatsmodelsAdapter
 
 

@@ -1,0 +1,184 @@
+"""Stage functions: settings × groups → estimates, gradients, Hessians and draws.
+
+Two shapes of quantity exist. *Linear in the margins*: θ = W μ over scenario margins
+(predictions, AMEs as ±1/2ε differences, contrasts). *Row ratios*: elasticities whose
+per-row value divides by that row's own prediction, which no W over margins expresses.
+Both return the same :class:`Evaluated`, rows ordered quantity-major, group-minor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .delta import scenario_moments
+from .design import CounterfactualData, Setting
+from .links import InverseLink
+
+# elements of the draws × rows block the ratio route may hold at once (32 MiB of float64)
+_BLOCK_ELEMENTS = 1 << 22
+
+
+@dataclass
+class Evaluated:
+    estimate: np.ndarray  # (R,)
+    grad: np.ndarray  # (R, K)
+    hess_factor: list[np.ndarray | None]  # H·L per row; None where the Hessian is zero
+    draws: np.ndarray  # (S, R)
+
+
+def _mean_row(
+    X: np.ndarray, off: np.ndarray, w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    wn = w / w.sum()
+    return (wn @ X)[None, :], np.array([wn @ off]), np.ones(1)
+
+
+def evaluate_linear(
+    cf: CounterfactualData,
+    settings: list[Setting],
+    W: np.ndarray,
+    group_weights: list[np.ndarray],
+    link: InverseLink,
+    beta: np.ndarray,
+    B: np.ndarray,
+    factor: np.ndarray,
+    at_mean: bool,
+) -> Evaluated:
+    """θ_{r,g} = Σ_s W_rs μ_{s,g} with μ_{s,g} = Σᵢ w_gi h(x_si·β + oᵢ) / Σᵢ w_gi."""
+    n_set, n_grp, k, s = len(settings), len(group_weights), beta.shape[0], B.shape[0]
+    values = np.empty((n_grp, n_set))
+    grads = np.empty((n_grp, n_set, k))
+    hessians: list[list[np.ndarray | None]] = [[None] * n_set for _ in range(n_grp)]
+    offsets_bar = np.empty((n_grp, n_set))
+    mu_draws = None if link.is_identity else np.empty((n_grp, s, n_set))
+    for j, setting in enumerate(settings):
+        X_all, off_all = cf.design(setting)
+        off_all = np.zeros(X_all.shape[0]) if off_all is None else off_all
+        scale = cf.row_scale(setting)
+        for g, w_g in enumerate(group_weights):
+            X, off, w = X_all, off_all, w_g
+            # rows with their own difference step carry it as a weight: μ = Σ w·r·h / Σ w
+            ratio = 1.0
+            if scale is not None:
+                ratio = float((w * scale).sum() / w.sum())
+                w = w * scale
+            if at_mean:
+                X, off, w = _mean_row(X, off, w)
+            elif n_grp > 1:
+                keep = w > 0
+                X, off, w = X[keep], off[keep], w[keep]
+            mom = scenario_moments(X, off, w, beta, link)
+            values[g, j], grads[g, j] = ratio * mom.value, ratio * mom.grad
+            hessians[g][j] = None if mom.hess is None else ratio * mom.hess
+            offsets_bar[g, j] = ratio * float((w / w.sum()) @ off)
+            if mu_draws is not None:
+                from .kernels import margin_draws  # numba loads only for nonlinear links
+
+                mu_draws[g, :, j] = ratio * margin_draws(X, off, w, B, link.code, link.power)
+    n_q = W.shape[0]
+    estimate = np.empty(n_q * n_grp)
+    grad = np.empty((n_q * n_grp, k))
+    draws = np.empty((s, n_q * n_grp))
+    hess: list[np.ndarray | None] = []
+    for r in range(n_q):
+        for g in range(n_grp):
+            i = r * n_grp + g
+            estimate[i] = W[r] @ values[g]
+            grad[i] = W[r] @ grads[g]
+            if mu_draws is None:
+                # identity: μ_s(β) = x̄_s·β + ō_s, so θ = gβ + Wō with no pass over rows per draw
+                draws[:, i] = B @ grad[i] + W[r] @ offsets_bar[g]
+                hess.append(None)
+            else:
+                draws[:, i] = mu_draws[g] @ W[r]
+                h = np.zeros((k, k))
+                for jj in np.flatnonzero(W[r]):
+                    hj = hessians[g][int(jj)]
+                    if hj is not None:
+                        h += W[r, jj] * hj
+                hess.append(h @ factor)
+    return Evaluated(estimate, grad, hess, draws)
+
+
+ELASTICITIES = ("eyex", "eydx", "dyex")
+
+
+def _ratio_value_grad(
+    Xp: np.ndarray,
+    Xm: np.ndarray,
+    X0: np.ndarray,
+    off: np.ndarray,
+    c: np.ndarray,
+    w: np.ndarray,
+    beta: np.ndarray,
+    link: InverseLink,
+    divide: bool,
+) -> tuple[float, np.ndarray]:
+    """f(β) = Σ wᵢ cᵢ (h(η⁺ᵢ) − h(η⁻ᵢ)) / h(η⁰ᵢ)^[divide] / Σ wᵢ and its analytic gradient."""
+    ep, em = Xp @ beta + off, Xm @ beta + off
+    diff = link.h(ep) - link.h(em)
+    dgrad = (link.dh(ep))[:, None] * Xp - (link.dh(em))[:, None] * Xm
+    wn = w / w.sum()
+    if not divide:
+        return float(wn @ (c * diff)), (wn * c) @ dgrad
+    e0 = X0 @ beta + off
+    h0 = link.h(e0)
+    value = float(wn @ (c * diff / h0))
+    g = (wn * c / h0) @ dgrad - (wn * c * diff * link.dh(e0) / h0**2) @ X0
+    return value, g
+
+
+def evaluate_elasticity(
+    cf: CounterfactualData,
+    name: str,
+    kind: str,
+    group_weights: list[np.ndarray],
+    link: InverseLink,
+    beta: np.ndarray,
+    B: np.ndarray,
+    factor: np.ndarray,
+    at_mean: bool,
+) -> Evaluated:
+    """Average elasticity of ``name``: eyex = ∂y/∂x·x/y, eydx = ∂y/∂x/y, dyex = ∂y/∂x·x."""
+    eps = cf.fd_step(name)
+    Xp, off = cf.design(Setting(perturb=(name, eps)))
+    Xm, _ = cf.design(Setting(perturb=(name, -eps)))
+    X0, _ = cf.design(Setting())
+    off = np.zeros(X0.shape[0]) if off is None else off
+    x = cf.frame(Setting())[name].to_numpy(dtype=np.float64)
+    c = (x if kind in ("eyex", "dyex") else np.ones_like(x)) / (2.0 * eps)
+    divide = kind in ("eyex", "eydx")
+    k, s = beta.shape[0], B.shape[0]
+    n_grp = len(group_weights)
+    estimate, grad, draws = np.empty(n_grp), np.empty((n_grp, k)), np.empty((s, n_grp))
+    hess: list[np.ndarray | None] = []
+    for g, w_g in enumerate(group_weights):
+        keep = w_g > 0
+        parts = [Xp[keep], Xm[keep], X0[keep], off[keep], c[keep]]
+        w = w_g[keep]
+        if at_mean:
+            wn = w / w.sum()
+            parts = [(wn @ p)[None] if p.ndim == 2 else np.array([wn @ p]) for p in parts]
+            w = np.ones(1)
+        xp, xm, x0, o, cc = parts
+        estimate[g], grad[g] = _ratio_value_grad(xp, xm, x0, o, cc, w, beta, link, divide)
+        # the Hessian along the whitened directions, by central differences of the gradient
+        delta = 1e-4
+        hl = np.empty((k, factor.shape[1]))
+        for col in range(factor.shape[1]):
+            step = delta * factor[:, col]
+            gp = _ratio_value_grad(xp, xm, x0, o, cc, w, beta + step, link, divide)[1]
+            gm = _ratio_value_grad(xp, xm, x0, o, cc, w, beta - step, link, divide)[1]
+            hl[:, col] = (gp - gm) / (2 * delta)
+        hess.append(hl)
+        wn = w / w.sum()
+        block = max(1, _BLOCK_ELEMENTS // max(xp.shape[0], 1))
+        for d0 in range(0, s, block):
+            Bb = B[d0 : d0 + block]
+            diff = link.h(Bb @ xp.T + o) - link.h(Bb @ xm.T + o)
+            if divide:
+                diff = diff / link.h(Bb @ x0.T + o)
+            draws[d0 : d0 + block, g] = (diff * cc) @ wn
+    return Evaluated(estimate, grad, hess, draws)

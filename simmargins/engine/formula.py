@@ -1,0 +1,137 @@
+"""The fit's own formula spec: rebuild design matrices and learn each variable's kind.
+
+statsmodels 0.15 keeps the spec in ``model.data.model_spec`` (a patsy ``DesignInfo`` or a
+formulaic ``ModelSpec``, whichever engine fitted the model); 0.14 kept a patsy
+``DesignInfo`` in ``model.data.design_info``. Reusing that spec, rather than re-parsing the
+formula, is what makes ``C()``, ``I()``, splines and stateful transforms such as
+``center()`` produce the same columns as at fit time.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._errors import MarginsValueError
+
+
+def formula_spec(model: Any) -> Any | None:
+    """The right-hand-side spec of a formula-fitted statsmodels model, or None."""
+    data = getattr(model, "data", None)
+    for attr in ("model_spec", "design_info"):
+        spec = getattr(data, attr, None)
+        if spec is not None:
+            return spec
+    # Some 0.14 models only kept it on the original exog frame.
+    orig = getattr(data, "orig_exog", None)
+    return getattr(orig, "design_info", None)
+
+
+def _is_patsy(spec: Any) -> bool:
+    return type(spec).__module__.startswith("patsy")
+
+
+def spec_column_names(spec: Any) -> list[str]:
+    return [str(c) for c in spec.column_names]
+
+
+def build_design(spec: Any, frame: pd.DataFrame) -> np.ndarray:
+    """Design matrix of ``frame`` through ``spec``, float64, C-contiguous, no rows dropped."""
+    try:
+        if _is_patsy(spec):
+            import patsy
+
+            (mat,) = patsy.build_design_matrices([spec], frame, NA_action="raise")
+            out = np.asarray(mat, dtype=np.float64)
+        else:
+            mm = spec.get_model_matrix(frame, na_action="raise", output="numpy")
+            out = np.asarray(mm, dtype=np.float64)
+    except Exception as exc:  # the engines raise their own error types
+        raise MarginsValueError(
+            f"could not build the design matrix from the model's formula spec: {exc}"
+        ) from exc
+    if out.shape[0] != len(frame):
+        raise MarginsValueError(
+            f"the formula spec returned {out.shape[0]} rows for {len(frame)} rows of data; "
+            "check the data for missing values in the model's variables"
+        )
+    return np.ascontiguousarray(out)
+
+
+def _names_in(code: str) -> set[str]:
+    """Bare names referenced by a factor's expression, e.g. ``C(school)`` → {C, school}."""
+    try:
+        tree = ast.parse(code.strip(), mode="eval")
+    except SyntaxError:
+        # formulaic allows back-quoted names such as `my col`
+        return {code.strip().strip("`")}
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+
+
+def _factors(spec: Any) -> list[tuple[str, bool, tuple[Any, ...] | None]]:
+    """(expression, is_categorical, categories) for every factor of the spec."""
+    out: list[tuple[str, bool, tuple[Any, ...] | None]] = []
+    if _is_patsy(spec):
+        for factor, info in spec.factor_infos.items():
+            cats = tuple(info.categories) if info.type == "categorical" else None
+            out.append((factor.code, info.type == "categorical", cats))
+    else:
+        for expr, (kind, state) in spec.encoder_state.items():
+            is_cat = str(getattr(kind, "value", kind)) == "categorical"
+            cats = tuple(state.get("categories", ())) if is_cat else None
+            out.append((str(expr), is_cat, cats))
+    return out
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A data column the model uses, as the margins see it."""
+
+    name: str
+    categorical: bool
+    levels: tuple[Any, ...] | None  # fit-time levels, reference first, for categorical variables
+
+
+def spec_variables(spec: Any, columns: list[str], frame: pd.DataFrame) -> dict[str, Variable]:
+    """Every data column referenced by the spec, with its kind and (if categorical) levels.
+
+    A column is categorical when the only factor that uses it is categorical itself
+    (``C(school)``, a string or bool column); ``x`` in ``x:C(g)`` stays numeric.
+    """
+    seen: dict[str, list[tuple[bool, tuple[Any, ...] | None, bool]]] = {}
+    for code, is_cat, cats in _factors(spec):
+        names = [n for n in _names_in(code) if n in columns]
+        for n in names:
+            direct = code.strip() == n or len(names) == 1
+            seen.setdefault(n, []).append((is_cat, cats if direct else None, direct))
+    variables: dict[str, Variable] = {}
+    for name, uses in seen.items():
+        categorical = all(u[0] for u in uses)
+        levels: tuple[Any, ...] | None = None
+        if categorical:
+            levels = next((u[1] for u in uses if u[1] is not None), None)
+            if levels is None:
+                levels = tuple(pd.unique(frame[name].dropna()))
+        variables[name] = Variable(name, categorical, levels)
+    return variables
+
+
+def frame_variables(frame: pd.DataFrame, columns: list[str]) -> dict[str, Variable]:
+    """Variables of an array-interface model: numeric unless the column is not numeric."""
+    out: dict[str, Variable] = {}
+    for name in columns:
+        col = frame[name]
+        if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+            levels = (
+                tuple(col.cat.categories)
+                if isinstance(col.dtype, pd.CategoricalDtype)
+                else tuple(sorted(pd.unique(col.dropna()), key=str))
+            )
+            out[name] = Variable(name, True, levels)
+        else:
+            out[name] = Variable(name, False, None)
+    return out
