@@ -76,7 +76,7 @@ def ols_fit(ols_frame):
     return smf.ols("y ~ x * C(g) + z + I(z**2) + k + b", ols_frame).fit()
 
 
-# -- GLM and discrete models (tests/adapters/test_glm.py, tests/adapters/test_discrete.py) --------------------
+# -- GLM and discrete models (tests/adapters/test_glm.py, test_discrete.py) -------------------
 @pytest.fixture(scope="session")
 def glm_frame() -> pd.DataFrame:
     """A binary outcome with an x1 × g interaction, and counts over an exposure time t."""
