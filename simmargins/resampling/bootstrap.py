@@ -29,7 +29,7 @@ from .problem import (
 if TYPE_CHECKING:
     from .lmm_fast import FastProblem
 
-# refit= routes: "fast" refits Gaussian MixedLMs from group statistics (see _lmm_fast)
+# refit= routes: "fast" refits Gaussian MixedLMs from group statistics (see lmm_fast)
 REFIT_ROUTES = ("auto", "fast", "statsmodels")
 # the fast route runs in-process unless the replicates would take longer than this serially:
 # a fresh joblib pool costs about 2.5 s on 2 cores (imports and the compiled kernel loaded

@@ -1,53 +1,58 @@
 """Exact cluster-bootstrap refits of Gaussian linear mixed models from group statistics.
 
 For ``y_g = X_g β + Z_g b_g + e_g`` with ``b_g ~ N(0, σ²Ψ)``, ``e_g ~ N(0, σ²I)`` and one
-grouping factor, the marginal covariance is block diagonal, ``σ²V_g = σ²(I + Z_g Ψ Z_gᵀ)``,
-and every term of the profiled (RE)ML criterion reduces to per-group cross products of
-``[Z_g X_g y_g]``. A cluster-bootstrap replicate is a multiset of the original groups, so
-with multiplicities ``m_g`` (``np.bincount`` of the picked groups) its criterion is
+grouping factor, a replicate's profiled (RE)ML criterion is a function of per-group cross
+products of ``[Z_g X_g y_g]`` and the groups' multiplicities. The work is split three ways:
 
-    ℓ(θ) = −½ Σ m_g log|M_g| − ν/2 log qf − [REML] ½ log|XᵀV⁻¹X| + ν/2 (log ν − 1 − log 2π)
-
-with ``Ψ = LLᵀ`` (θ the lower triangle of L, as lme4's θ), ``M_g = I + LᵀZ_gᵀZ_g L``,
-``ν = n − p`` under REML and ``n`` under ML, and the Woodbury pieces
-
-    [X y]ᵀV⁻¹[X y] = Σ m_g ([X_g y_g]ᵀ[X_g y_g] − W_gᵀW_g),   W_g = R_g⁻¹Lᵀ Z_gᵀ[X_g y_g]
-
-(``R_g`` the Cholesky factor of ``M_g``): ``β̂`` is the GLS solution of that system and
-``qf`` its residual quadratic form. These are exactly the terms of ``MixedLM.loglike`` (σ²
-and β profiled out, constants included), so ``ℓ`` equals statsmodels' ``llf`` at the same
-Ψ. One evaluation costs O(G·q²·(p+1)²) for the G distinct groups, whatever their lengths;
-the analytic gradient comes from the same pass (see :func:`group_pass_numpy`).
+- :mod:`.lmm_stats`: the group statistics and the per-group pass (numba kernel and its
+  numpy twin);
+- :mod:`.lmm_criterion`: the profiled criterion and its gradient (equal to statsmodels'
+  ``MixedLM.loglike``), θ ↔ Ψ, and the criterion in the optimiser's scaled coordinates;
+- this module: the optimiser (:func:`fit_replicate`) and the problem setup for the
+  bootstrap runners (:func:`why_not_fast`, :func:`fast_problem`, :class:`FastProblem`).
 
 Optimisation is with L-BFGS-B (diagonal of L ≥ 0) over the factor of Ψ̃ = SΨS, Ψ in the
-units of the columns of Z (S their root mean squares, :func:`z_scales`), warm-started from
-the original fit's Ψ. Resamples with few groups often peak on the boundary (a zero variance,
-a correlation of ±1), where the triangular factor can stall: at a zero pivot or a zero
-column its gradient vanishes in directions along which the criterion still rises. So a
-converged point with a singular Ψ is checked against the optimality conditions in Ψ itself
-and left when a step off the boundary rises (:func:`_escape_boundary`). A random-slope
-criterion can also have two maxima (typically of opposite intercept–slope correlation);
-short ascents from other starts (:func:`_restarts`) look for the higher one.
+units of the columns of Z (S their root mean squares, :func:`.lmm_criterion.z_scales`),
+warm-started from the original fit's Ψ. Resamples with few groups often peak on the
+boundary (a zero variance, a correlation of ±1), where the triangular factor can stall: at a
+zero pivot or a zero column its gradient vanishes in directions along which the criterion
+still rises. So a converged point with a singular Ψ is checked against the optimality
+conditions in Ψ itself and left when a step off the boundary rises
+(:func:`_escape_boundary`). A random-slope criterion can also have two maxima (typically of
+opposite intercept–slope correlation); short ascents from other starts (:func:`_restarts`)
+look for the higher one.
 
-The per-group pass is a numba kernel; :func:`group_pass_numpy` is its plain-numpy twin and
-the test oracle. This module knows nothing of pandas, xarray or the session.
+None of these modules knows anything of pandas, xarray or the session.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numba
 import numpy as np
-from scipy import linalg, optimize
+from scipy import optimize
 
+from .lmm_criterion import (
+    Profiled,
+    ScaledCriterion,
+    pack,
+    profiled,
+    theta_from_cov,
+    tril_indices,
+    unpack,
+)
+from .lmm_stats import (
+    GroupPass,
+    GroupStatistics,
+    ReplicateStats,
+    group_pass_numba,
+    group_statistics,
+)
 from .problem import is_numerical_failure
 
-LOG_2PI = math.log(2.0 * math.pi)
 # optimisers tried in turn for one replicate; the second restarts from where the first
 # stopped (a fresh curvature estimate gets L-BFGS-B past a stalled line search)
 FAST_CHAIN = ("L-BFGS-B", "L-BFGS-B-restart", "Powell+L-BFGS-B")
@@ -69,272 +74,6 @@ _RESTART_MAX_GROUPS = 200
 _NEAR_BOUNDARY = 1e-2
 
 
-# -- statistics ---------------------------------------------------------------------------
-@dataclass
-class GroupStatistics:
-    """Per-group cross products of ``[Z X y]`` (q random-effect, p fixed-effect columns).
-
-    ``cross[g]`` is the (q × d) block ``Z_gᵀ[Z_g X_g y_g]`` (d = q + p + 1) and
-    ``gram[g]`` the flattened ((p+1) × (p+1)) block ``[X_g y_g]ᵀ[X_g y_g]``.
-    """
-
-    n: np.ndarray  # (G,) rows per group
-    cross: np.ndarray  # (G, q, d)
-    gram: np.ndarray  # (G, (p+1)²)
-    q: int
-    p: int
-
-    @property
-    def n_groups(self) -> int:
-        return int(self.n.shape[0])
-
-
-def group_statistics(
-    endog: np.ndarray, exog: np.ndarray, exog_re: np.ndarray, codes: np.ndarray, n_groups: int
-) -> GroupStatistics:
-    """Cross products of ``[Z X y]`` within each group ``codes`` (0..G-1); one pass per pair.
-
-    Examples
-    --------
-    >>> codes = np.array([0, 0, 1])
-    >>> s = group_statistics(np.array([1.0, 2, 3]), np.ones((3, 1)), np.ones((3, 1)), codes, 2)
-    >>> s.n.tolist(), s.cross[:, 0, :].tolist()
-    ([2.0, 1.0], [[2.0, 2.0, 3.0], [1.0, 1.0, 3.0]])
-    """
-    Z = np.asarray(exog_re, dtype=np.float64).reshape(len(endog), -1)
-    X = np.asarray(exog, dtype=np.float64).reshape(len(endog), -1)
-    A = np.column_stack([Z, X, np.asarray(endog, dtype=np.float64)])
-    q, d = Z.shape[1], A.shape[1]
-    S = np.empty((n_groups, d, d))
-    for i in range(d):
-        for j in range(i, d):
-            S[:, i, j] = S[:, j, i] = np.bincount(codes, A[:, i] * A[:, j], minlength=n_groups)
-    n = np.bincount(codes, minlength=n_groups).astype(np.float64)
-    k = d - q
-    return GroupStatistics(
-        n=n,
-        cross=np.ascontiguousarray(S[:, :q, :]),
-        gram=np.ascontiguousarray(S[:, q:, q:].reshape(n_groups, k * k)),
-        q=q,
-        p=k - 1,
-    )
-
-
-@dataclass
-class ReplicateStats:
-    """One replicate's statistics: the distinct groups it holds and their multiplicities."""
-
-    w: np.ndarray  # (G',) multiplicity of each distinct group
-    cross: np.ndarray  # (G', q, d)
-    gram: np.ndarray  # ((p+1), (p+1)) Σ m_g [X_g y_g]ᵀ[X_g y_g]
-    n: float  # rows in the replicate
-
-    @classmethod
-    def from_multiplicities(cls, stats: GroupStatistics, m: np.ndarray) -> ReplicateStats:
-        k = stats.p + 1
-        nz = np.flatnonzero(m)
-        w = m[nz].astype(np.float64)
-        mf = m.astype(np.float64)
-        return cls(
-            w=w,
-            cross=np.ascontiguousarray(stats.cross[nz]),
-            gram=(mf @ stats.gram).reshape(k, k),  # zeros cost less than gathering rows
-            n=float(mf @ stats.n),
-        )
-
-
-# -- the per-group pass -----------------------------------------------------------------------
-@numba.njit(cache=True, error_model="numpy")
-def _group_factors(
-    L: np.ndarray, cross: np.ndarray, sw: np.ndarray
-) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """Per group: log|M_g|, √m_g·W_g[:, [X y]], √m_g·D_g[:, [X y]], and Σ m_g D_g[:, Z].
-
-    O(q²·d) per group and nothing summed over [X y] × [X y]: those sums are one matrix
-    product each afterwards (see :func:`group_pass_numba`).
-    """
-    n_groups, q, d = cross.shape
-    k = d - q
-    logdet = 0.0
-    Ws = np.empty((n_groups, q, k))
-    Ds = np.empty((n_groups, q, k))
-    zvz = np.zeros((q, q))
-    T = np.empty((q, d))
-    R = np.empty((q, q))
-    W = np.empty((q, d))
-    for g in range(n_groups):
-        swg = sw[g]
-        for i in range(q):  # T = Lᵀ C_g (L lower triangular)
-            for c in range(d):
-                s = 0.0
-                for j in range(i, q):
-                    s += L[j, i] * cross[g, j, c]
-                T[i, c] = s
-        for i in range(q):  # R Rᵀ = M = I + T[:, :q] L, lower triangle only
-            for j in range(i + 1):
-                s = 1.0 if i == j else 0.0
-                for m in range(j, q):
-                    s += T[i, m] * L[m, j]
-                for m in range(j):
-                    s -= R[i, m] * R[j, m]
-                if i == j:
-                    R[i, i] = math.sqrt(s)
-                else:
-                    R[i, j] = s / R[j, j]
-        for i in range(q):  # W = R⁻¹ T
-            logdet += 2.0 * swg * swg * math.log(R[i, i])
-            for c in range(d):
-                s = T[i, c]
-                for m in range(i):
-                    s -= R[i, m] * W[m, c]
-                W[i, c] = s / R[i, i]
-            for a in range(k):
-                Ws[g, i, a] = swg * W[i, q + a]
-        for i in range(q):  # D = C_g − W[:, :q]ᵀ W = Z_gᵀ V_g⁻¹ [Z_g X_g y_g]
-            for c in range(d):
-                s = cross[g, i, c]
-                for m in range(q):
-                    s -= W[m, i] * W[m, c]
-                if c < q:
-                    zvz[i, c] += swg * swg * s
-                else:
-                    Ds[g, i, c - q] = swg * s
-    return logdet, Ws, Ds, zvz
-
-
-def group_pass_numba(
-    L: np.ndarray, cross: np.ndarray, w: np.ndarray
-) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """Σ m_g log|M_g|, Σ m_g W_gᵀW_g (on [X y]), Σ m_g Z_gᵀV_g⁻¹Z_g and the gradient tensor.
-
-    Same outputs as :func:`group_pass_numpy`: the numba kernel does the per-group algebra,
-    and the two sums of outer products over groups are single BLAS matrix products.
-    """
-    n_groups, q, d = cross.shape
-    k = d - q
-    logdet, Ws, Ds, zvz = _group_factors(L, cross, np.sqrt(w))
-    flat = Ws.reshape(n_groups * q, k)
-    corr = flat.T @ flat
-    Df = Ds.reshape(n_groups, q * k)
-    H = (Df.T @ Df).reshape(q, k, q, k).transpose(0, 2, 1, 3)
-    return logdet, corr, zvz, H
-
-
-def group_pass_numpy(
-    L: np.ndarray, cross: np.ndarray, w: np.ndarray
-) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """Plain-numpy twin of :func:`group_pass_numba` (the test oracle).
-
-    With ``C_g = Z_gᵀ[Z_g X_g y_g]``, ``T_g = LᵀC_g``, ``M_g = I + T_g[:, :q] L = R_g R_gᵀ``
-    and ``W_g = R_g⁻¹T_g``: ``W_gᵀW_g = C_gᵀ L M_g⁻¹ Lᵀ C_g`` is the Woodbury correction,
-    and ``D_g = C_g − W_g[:, :q]ᵀW_g = (I + Z_gᵀZ_g Ψ)⁻¹ C_g = Z_gᵀV_g⁻¹[Z_g X_g y_g]``
-    gives the gradient: ∂ℓ/∂Ψ = −½ Σ m Z_gᵀV_g⁻¹Z_g + ν/(2qf) Σ m u_g u_gᵀ
-    + [REML] ½ Σ m B_g P⁻¹ B_gᵀ, with ``B_g = D_g[:, X]``, ``u_g = D_g[:, y] − B_g β̂``;
-    ``H[i, j, a, b] = Σ m D_g[i, a] D_g[j, b]`` over the [X y] columns holds both sums.
-    """
-    q = cross.shape[1]
-    T = np.einsum("ji,gjc->gic", L, cross)
-    M = np.eye(q) + T[:, :, :q] @ L
-    R = np.linalg.cholesky(M)
-    W = np.linalg.solve(R, T)
-    logdet = float(2.0 * w @ np.log(np.diagonal(R, axis1=1, axis2=2)).sum(axis=1))
-    Wxy = W[:, :, q:]
-    corr = np.einsum("g,gia,gib->ab", w, Wxy, Wxy)
-    D = cross - np.einsum("gmi,gmc->gic", W[:, :, :q], W)
-    zvz = np.einsum("g,gij->ij", w, D[:, :, :q])
-    H = np.einsum("g,gia,gjb->ijab", w, D[:, :, q:], D[:, :, q:])
-    return logdet, corr, zvz, H
-
-
-GroupPass = Callable[[np.ndarray, np.ndarray, np.ndarray], tuple[float, Any, Any, Any]]
-
-
-# -- the profiled criterion -------------------------------------------------------------------
-@functools.cache
-def _tril(q: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.tril_indices(q)``, computed once per q (it costs more than a criterion pass on a
-    small replicate)."""
-    return np.tril_indices(q)
-
-
-def unpack(theta: np.ndarray, q: int) -> np.ndarray:
-    """Lower-triangular L from θ (its lower triangle, row by row)."""
-    L = np.zeros((q, q))
-    L[_tril(q)] = theta
-    return L
-
-
-def pack(L: np.ndarray) -> np.ndarray:
-    return np.asarray(L, dtype=np.float64)[_tril(L.shape[0])]
-
-
-def theta_from_cov(cov_re_unscaled: np.ndarray) -> np.ndarray:
-    """θ of the relative covariance Ψ (statsmodels' ``cov_re / scale``); a singular Ψ (an
-    estimate on the boundary) gets the triangular factor of its eigen-decomposition."""
-    psi = np.atleast_2d(np.asarray(cov_re_unscaled, dtype=np.float64))
-    psi = (psi + psi.T) / 2
-    try:
-        return pack(np.linalg.cholesky(psi))
-    except np.linalg.LinAlgError:
-        vals, vecs = np.linalg.eigh(psi)
-        half = vecs * np.sqrt(np.clip(vals, 0.0, None))
-        # half·halfᵀ = Ψ; the QR of halfᵀ turns half into a lower-triangular factor
-        r = linalg.qr(half.T, mode="r")[0]
-        L = r.T * np.where(np.diag(r) < 0, -1.0, 1.0)
-        return pack(L)
-
-
-@dataclass
-class Profiled:
-    """The criterion and what it profiles out, at one θ."""
-
-    llf: float
-    grad: np.ndarray  # ∂ℓ/∂θ
-    fe_params: np.ndarray
-    scale: float
-    cov_re: np.ndarray  # σ² Ψ
-    grad_psi: np.ndarray  # ∂ℓ/∂Ψ (symmetric), for the boundary check
-
-
-def profiled(
-    theta: np.ndarray,
-    rep: ReplicateStats,
-    q: int,
-    p: int,
-    reml: bool,
-    kernel: GroupPass = group_pass_numba,
-) -> Profiled:
-    """statsmodels' ``MixedLM.loglike`` (σ² and β profiled out) and its gradient in θ."""
-    L = unpack(theta, q)
-    logdet, corr, zvz, H = kernel(L, rep.cross, rep.w)
-    G = rep.gram - corr
-    P = G[:p, :p]
-    # numpy rather than scipy's cho_factor/cho_solve: on a small replicate their wrappers
-    # cost more than the criterion pass itself
-    cP = np.linalg.cholesky(P)  # raises LinAlgError unless P is positive definite
-    beta = np.linalg.solve(cP.T, np.linalg.solve(cP, G[:p, p]))
-    qf = float(G[p, p] - G[:p, p] @ beta)
-    nu = rep.n - p if reml else rep.n
-    if not qf > 0.0 or not nu > 0.0:
-        raise FloatingPointError("the replicate's GLS residuals vanish; no scale to estimate")
-    logdet_p = 2.0 * float(np.sum(np.log(np.diag(cP))))
-    llf = (
-        -0.5 * logdet
-        - 0.5 * nu * math.log(qf)
-        - (0.5 * logdet_p if reml else 0.0)
-        + 0.5 * nu * (math.log(nu) - 1.0 - LOG_2PI)
-    )
-    e = np.append(-beta, 1.0)
-    g_psi = -0.5 * zvz + (0.5 * nu / qf) * np.einsum("ijab,a,b->ij", H, e, e)
-    if reml:
-        p_inv = np.linalg.inv(P)
-        g_psi += 0.5 * np.einsum("ijab,ab->ij", H[:, :, :p, :p], p_inv)
-    g_psi = (g_psi + g_psi.T) / 2
-    grad = pack(2.0 * g_psi @ L)
-    scale = qf / nu
-    return Profiled(llf, grad, beta, scale, scale * (L @ L.T), g_psi)
-
-
 # -- one refit ----------------------------------------------------------------------------------
 @dataclass
 class FastFit:
@@ -349,80 +88,20 @@ class FastFit:
 
 
 def _bounds(q: int) -> list[tuple[float | None, float | None]]:
-    rows, cols = _tril(q)
+    rows, cols = tril_indices(q)
     return [(0.0, None) if r == c else (None, None) for r, c in zip(rows, cols, strict=True)]
 
 
 def _projected_grad(theta: np.ndarray, grad: np.ndarray, q: int) -> float:
     """Largest gradient component that a bounded step could still follow (for maximising)."""
     g = grad.copy()
-    rows, cols = _tril(q)
+    rows, cols = tril_indices(q)
     on_bound = (rows == cols) & (theta <= 0.0) & (g < 0.0)
     g[on_bound] = 0.0
     return float(np.max(np.abs(g))) if g.size else 0.0
 
 
-def z_scales(rep: ReplicateStats, q: int) -> np.ndarray:
-    """Root mean square of each random-effects column in the replicate (1 where it is 0).
-
-    The optimiser works on φ = θ of Ψ̃ = SΨS (S the diagonal of these scales): the relative
-    covariance of the random effects' contributions ``z_j b_j``, so that the variance of a
-    random slope of a variable in thousands is not a million times smaller than the
-    intercept's next to it.
-    """
-    zz = np.einsum("g,gjj->j", rep.w, rep.cross[:, :, :q]) / rep.n
-    return np.where(zz > 0.0, np.sqrt(np.where(zz > 0.0, zz, 1.0)), 1.0)
-
-
-class _Criterion:
-    """The profiled criterion of one replicate as a function of φ (see :func:`z_scales`)."""
-
-    def __init__(self, rep: ReplicateStats, q: int, p: int, reml: bool, kernel: GroupPass):
-        self.rep, self.q, self.p, self.reml, self.kernel = rep, q, p, reml, kernel
-        self.s = z_scales(rep, q)
-        self.per_obs = 1.0 / rep.n  # statsmodels scales its objective per observation too
-        self.n_eval = 0
-
-    def theta(self, phi: np.ndarray) -> np.ndarray:
-        return pack(unpack(phi, self.q) / self.s[:, None])
-
-    def phi(self, theta: np.ndarray) -> np.ndarray:
-        return pack(self.s[:, None] * unpack(theta, self.q))
-
-    def psi_tilde(self, phi: np.ndarray) -> np.ndarray:
-        Lt = unpack(phi, self.q)
-        return Lt @ Lt.T
-
-    def at(self, phi: np.ndarray) -> Profiled:
-        self.n_eval += 1
-        return profiled(self.theta(phi), self.rep, self.q, self.p, self.reml, self.kernel)
-
-    def llf(self, phi: np.ndarray) -> float:
-        """The criterion, or −∞ where it cannot be evaluated (a singular GLS system)."""
-        try:
-            return self.at(phi).llf
-        except Exception as exc:
-            if not is_numerical_failure(exc):
-                raise
-            return -math.inf
-
-    def negative(self, phi: np.ndarray) -> tuple[float, np.ndarray]:
-        """Per-observation −ℓ and its gradient in φ, for the minimisers."""
-        try:
-            pr = self.at(phi)
-        except Exception as exc:
-            if not is_numerical_failure(exc):
-                raise
-            return math.inf, np.zeros_like(phi)
-        grad_phi = pack(unpack(pr.grad, self.q) / self.s[:, None])  # ∂ℓ/∂L̃ = S⁻¹ ∂ℓ/∂L
-        return -pr.llf * self.per_obs, -grad_phi * self.per_obs
-
-    def grad_psi_tilde(self, pr: Profiled) -> np.ndarray:
-        """∂ℓ/∂Ψ̃ = S⁻¹ (∂ℓ/∂Ψ) S⁻¹."""
-        return pr.grad_psi / np.outer(self.s, self.s)
-
-
-def _escape_boundary(phi: np.ndarray, pr: Profiled, crit: _Criterion) -> np.ndarray | None:
+def _escape_boundary(phi: np.ndarray, pr: Profiled, crit: ScaledCriterion) -> np.ndarray | None:
     """A better start when φ stopped at a point of the boundary that is not a maximum.
 
     A maximum of ℓ over the positive semidefinite Ψ̃ satisfies G Ψ̃ = 0 and G ⪯ 0 (G =
@@ -475,7 +154,7 @@ class _Ascent:
         return self.at.llf if self.at is not None else -math.inf
 
 
-def _climb(crit: _Criterion, phi0: np.ndarray, maxiter: int) -> _Ascent:
+def _climb(crit: ScaledCriterion, phi0: np.ndarray, maxiter: int) -> _Ascent:
     """One local ascent from φ0: :data:`FAST_CHAIN` in turn, each converged point checked
     against the boundary conditions and left when a step off it rises (a few times)."""
     q = crit.q
@@ -512,7 +191,9 @@ def _climb(crit: _Criterion, phi0: np.ndarray, maxiter: int) -> _Ascent:
     return _Ascent(phi, None, "", "; ".join(notes))
 
 
-def _restarts(crit: _Criterion, phi0: np.ndarray, phi: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def _restarts(
+    crit: ScaledCriterion, phi0: np.ndarray, phi: np.ndarray
+) -> list[tuple[str, np.ndarray]]:
     """Further starts, besides the warm start φ0 whose ascent ended at φ.
 
     A random-slope likelihood often has two maxima that differ in the sign of the
@@ -548,7 +229,7 @@ def _phi_of(psi_tilde: np.ndarray) -> np.ndarray | None:
     return theta_from_cov(psi_tilde)
 
 
-def _scout(crit: _Criterion, phi: np.ndarray) -> tuple[float, np.ndarray]:
+def _scout(crit: ScaledCriterion, phi: np.ndarray) -> tuple[float, np.ndarray]:
     """A short, loose ascent from φ, stepping off the boundary where that rises (as
     :func:`_climb` does): enough to tell which maximum's basin φ lies in."""
     for _ in range(_MAX_ESCAPES):
@@ -567,7 +248,7 @@ def _scout(crit: _Criterion, phi: np.ndarray) -> tuple[float, np.ndarray]:
     return crit.llf(phi), phi
 
 
-def _near_boundary(crit: _Criterion, phi: np.ndarray) -> bool:
+def _near_boundary(crit: ScaledCriterion, phi: np.ndarray) -> bool:
     """Whether Ψ̃ is close to singular: its correlation matrix has an eigenvalue below
     ``_NEAR_BOUNDARY`` (for q = 2: |correlation| > 0.99), or a variance is below 1e-4 of
     the largest."""
@@ -600,7 +281,7 @@ def fit_replicate(
     :func:`_restarts` look for a higher maximum; each that gets higher than the best maximum
     so far is climbed in full, and the highest maximum wins.
     """
-    crit = _Criterion(rep, q, p, reml, kernel)
+    crit = ScaledCriterion(rep, q, p, reml, kernel)
     phi0 = crit.phi(np.asarray(theta0, dtype=np.float64))
     best = _climb(crit, phi0, maxiter)
     small = rep.w.size < _RESTART_MAX_GROUPS
@@ -646,7 +327,7 @@ class FastProblem:
 
     def warm_up(self) -> None:
         """Load (or compile) the numba kernel, so that timing a replicate times the refit."""
-        _group_factors(unpack(self.theta0, self.stats.q), self.stats.cross[:1], np.ones(1))
+        group_pass_numba(unpack(self.theta0, self.stats.q), self.stats.cross[:1], np.ones(1))
 
     def fit(self, m: np.ndarray) -> FastFit:
         """Refit the replicate whose group multiplicities are ``m`` (length G)."""

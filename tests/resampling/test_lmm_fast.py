@@ -21,7 +21,9 @@ from statsmodels.regression.mixed_linear_model import MixedLM, MixedLMParams
 from simmargins import Margins, MarginsValueError, pairwise, sleepstudy_data
 from simmargins.adapters import StatsmodelsMixedLMAdapter
 from simmargins.resampling import bootstrap as boot
+from simmargins.resampling import lmm_criterion as lc
 from simmargins.resampling import lmm_fast as lf
+from simmargins.resampling import lmm_stats as ls
 from simmargins.resampling import problem as shared
 
 SEED_FORMULA = "score ~ age + female + treated + C(school)"
@@ -50,8 +52,8 @@ def _engine(fit, warm=True):
     return problem, lf.fast_problem(problem)
 
 
-def _original(fp: lf.FastProblem) -> lf.ReplicateStats:
-    return lf.ReplicateStats.from_multiplicities(
+def _original(fp: lf.FastProblem) -> ls.ReplicateStats:
+    return ls.ReplicateStats.from_multiplicities(
         fp.stats, np.ones(fp.stats.n_groups, dtype=np.intp)
     )
 
@@ -84,8 +86,8 @@ def test_replicate_statistics_are_multiplicity_weighted_sums(lmm_rs):
     # the fast route draws the same groups from the same generator state
     again = boot.draw_clusters(fp.stats.n_groups, np.random.default_rng(3))
     np.testing.assert_array_equal(again, picked)
-    rep = lf.ReplicateStats.from_multiplicities(fp.stats, np.bincount(picked, minlength=40))
-    direct = lf.group_statistics(
+    rep = ls.ReplicateStats.from_multiplicities(fp.stats, np.bincount(picked, minlength=40))
+    direct = ls.group_statistics(
         problem.endog[rows], problem.exog[rows], problem.row_arrays["exog_re"][rows], labels, 40
     )
     k = fp.stats.p + 1
@@ -103,11 +105,11 @@ def test_numba_kernel_matches_numpy_twin(q):
     codes = np.repeat(np.arange(n_groups), n)
     Z = np.column_stack([np.ones(len(codes)), rng.normal(size=(len(codes), q - 1))])
     X = rng.normal(size=(len(codes), p))
-    stats = lf.group_statistics(rng.normal(size=len(codes)), X, Z, codes, n_groups)
+    stats = ls.group_statistics(rng.normal(size=len(codes)), X, Z, codes, n_groups)
     L = np.tril(rng.normal(size=(q, q))) + 2 * np.eye(q)
     w = rng.integers(1, 4, n_groups).astype(float)
-    fast = lf.group_pass_numba(L, stats.cross, w)
-    slow = lf.group_pass_numpy(L, stats.cross, w)
+    fast = ls.group_pass_numba(L, stats.cross, w)
+    slow = ls.group_pass_numpy(L, stats.cross, w)
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
 
@@ -116,7 +118,7 @@ def test_numba_kernel_matches_numpy_twin(q):
     "psi", [[[2.0, 0.3], [0.3, 1.0]], [[1.0, 2.0], [2.0, 4.0]], [[0.0, 0.0], [0.0, 3.0]]]
 )
 def test_theta_round_trip_including_singular_covariances(psi):
-    L = lf.unpack(lf.theta_from_cov(np.array(psi)), 2)
+    L = lc.unpack(lc.theta_from_cov(np.array(psi)), 2)
     np.testing.assert_allclose(L @ L.T, psi, atol=1e-12)
     assert np.all(np.diag(L) >= 0) and L[0, 1] == 0
 
@@ -130,17 +132,17 @@ def test_criterion_is_statsmodels_loglike_and_gradient_is_exact(models, name, re
     rng = np.random.default_rng(0)
     for scale in (0.0, 0.3, 1.0):
         theta = fp.theta0 * (1 + scale * rng.normal(size=fp.theta0.size))
-        L = lf.unpack(theta, q)
+        L = lc.unpack(theta, q)
         par = MixedLMParams.from_components(
             fe_params=np.zeros(p), cov_re=L @ L.T, vcomp=np.zeros(0)
         )
         expected = fit.model.loglike(par, profile_fe=True)
-        got = lf.profiled(theta, rep, q, p, reml)
+        got = lc.profiled(theta, rep, q, p, reml)
         assert got.llf == pytest.approx(expected, rel=1e-12, abs=0)
         h = 1e-6
         fd = [
-            (lf.profiled(theta + h * e, rep, q, p, reml).llf
-             - lf.profiled(theta - h * e, rep, q, p, reml).llf) / (2 * h)
+            (lc.profiled(theta + h * e, rep, q, p, reml).llf
+             - lc.profiled(theta - h * e, rep, q, p, reml).llf) / (2 * h)
             for e in np.eye(theta.size)
         ]  # fmt: skip
         np.testing.assert_allclose(got.grad, fd, rtol=1e-5, atol=1e-5)
@@ -216,9 +218,9 @@ def test_replicates_match_statsmodels_refits(models, name, reml):
         np.testing.assert_array_equal(got.fe_params, fast.params)
         # the engine's criterion is statsmodels' criterion of the resampled rows (at
         # statsmodels' optimum: its loglike inverts Ψ, which loses digits as Ψ → 0) ...
-        theta_ref = lf.theta_from_cov(np.asarray(ref.cov_re) / ref.scale)
-        at_ref = lf.profiled(
-            theta_ref, lf.ReplicateStats.from_multiplicities(fp.stats, m), q, p, reml
+        theta_ref = lc.theta_from_cov(np.asarray(ref.cov_re) / ref.scale)
+        at_ref = lc.profiled(
+            theta_ref, ls.ReplicateStats.from_multiplicities(fp.stats, m), q, p, reml
         )
         assert at_ref.llf == pytest.approx(ref.llf, rel=1e-11, abs=0)
         # ... and its optimum is never below statsmodels'
@@ -273,7 +275,7 @@ def grunfeld():
 def _grunfeld_replicate(problem, fp, b, n_boot=40, seed=3):
     child = boot.seed_sequence(seed).spawn(n_boot)[b]
     picked = boot.draw_clusters(fp.stats.n_groups, np.random.default_rng(child))
-    return lf.ReplicateStats.from_multiplicities(
+    return ls.ReplicateStats.from_multiplicities(
         fp.stats, np.bincount(picked, minlength=fp.stats.n_groups)
     )
 
@@ -325,10 +327,10 @@ def test_boundary_check_leaves_a_zero_pivot(grunfeld):
     fp = lf.fast_problem(problem)
     rep = _grunfeld_replicate(problem, fp, 31)
     trap = np.array([0.0, 6.446182039039661e-4, 0.0])
-    at_trap = lf.profiled(trap, rep, 2, 3, True)
+    at_trap = lc.profiled(trap, rep, 2, 3, True)
     assert at_trap.llf == pytest.approx(-1180.1047, abs=1e-3)
     assert lf._projected_grad(trap, at_trap.grad, 2) < 1e-4  # stationary for L-BFGS-B ...
-    assert np.max(np.abs(at_trap.grad_psi @ lf.unpack(trap, 2))) > 1.0  # ... not in Ψ
+    assert np.max(np.abs(at_trap.grad_psi @ lc.unpack(trap, 2))) > 1.0  # ... not in Ψ
     got = lf.fit_replicate(rep, 2, 3, True, trap)
     assert got.converged and got.llf > -1179.14  # statsmodels' best (Nelder–Mead): −1179.139
 
