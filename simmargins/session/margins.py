@@ -7,8 +7,6 @@ one evaluation path serves all three verbs and gives delta and draws side by sid
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,11 +15,8 @@ import pandas as pd
 import xarray as xr
 
 from .._errors import (
-    DeltaMethodWarning,
-    FewClustersWarning,
     MarginsTypeError,
     MarginsValueError,
-    warn_user,
 )
 from .._validate import (
     check_choice,
@@ -30,47 +25,35 @@ from .._validate import (
     check_seed,
     check_variable,
     make_rng,
-    seed_attr,
 )
-from ..adapters import ModelAdapter, adapter_for
+from ..adapters import ModelAdapter
 from ..adapters._base import check_finite_fit
-from ..engine.delta import delta_std_err, relative_curvature
 from ..engine.design import CounterfactualData, Setting
 from ..engine.evaluate import ELASTICITIES, Evaluated, evaluate_elasticity, evaluate_linear
 from ..engine.links import IDENTITY_LINK, InverseLink
 from ..engine.scenarios import Scenario, format_value, grid, scenario_label
-from ..resampling.bootstrap import REFIT_ROUTES, run_bootstrap
+from ..resampling.bootstrap import REFIT_ROUTES
 from ..resampling.draws import cov_factor, simulate_coefficients
-from ..resampling.problem import BootstrapDraws, few_clusters_message
+from ..resampling.problem import BootstrapDraws
 from ..results.criteria import INTERVALS
 from ..results.result import MarginsResult
-from .checks import (
-    delta_warning_text,
-    fit_weight_kinds,
-    warn_if_not_converged,
+from .arguments import (
+    check_adapter,
+    check_at,
+    check_cluster,
+    check_contrasts,
+    check_fraction,
+    check_n_jobs,
+    check_varies,
+    check_weights,
+    row_groups,
 )
+from .assemble import finish
+from .checks import warn_if_not_converged
+from .coefficients import BootstrapSettings, bootstrap_coefficients
 
 SCALES = ("linear", "response")
 METHODS = ("simulation", "delta", "bootstrap")
-AT_KINDS = ("overall", "mean")
-
-
-def _versions() -> str:
-    out = []
-    for pkg in ("simmargins", "statsmodels", "numpy", "xarray", "numba"):
-        try:
-            out.append(f"{pkg}={importlib.metadata.version(pkg)}")
-        except importlib.metadata.PackageNotFoundError:
-            out.append(f"{pkg}=unknown")
-    return " ".join(out)
-
-
-def _fingerprint(frame: pd.DataFrame) -> str:
-    """SHA-256 of the rows the fit used (values and column names), for provenance."""
-    h = hashlib.sha256()
-    h.update("\x1f".join(map(str, frame.columns)).encode())
-    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return h.hexdigest()
 
 
 class Margins:
@@ -174,44 +157,24 @@ class Margins:
         self.level = check_level(level)
         self.seed = check_seed(seed)
         self.interval = check_choice("interval", interval, INTERVALS)
-        if n_jobs is not None and (
-            isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0
-        ):
-            raise MarginsValueError(
-                f"n_jobs: expected a non-zero integer (-1 for all cores) or None, got {n_jobs!r}"
-            )
-        self.n_jobs = None if n_jobs is None else int(n_jobs)
+        self.n_jobs = check_n_jobs(n_jobs)
         self.progress = progress
         self.warm_start = bool(warm_start)
         self.refit = check_choice("refit", refit, REFIT_ROUTES)  # bootstrap refit route
-        for arg, frac in (("boot_warn_fail", boot_warn_fail), ("boot_max_fail", boot_max_fail)):
-            if not isinstance(frac, (int, float)) or not 0.0 <= float(frac) <= 1.0:
-                raise MarginsValueError(f"{arg}: expected a fraction in [0, 1], got {frac!r}")
-        self.boot_warn_fail, self.boot_max_fail = float(boot_warn_fail), float(boot_max_fail)
+        self.boot_warn_fail = check_fraction("boot_warn_fail", boot_warn_fail)
+        self.boot_max_fail = check_fraction("boot_max_fail", boot_max_fail)
         self._boot: BootstrapDraws | None = None
-        if adapter is not None and not isinstance(adapter, ModelAdapter):
-            raise MarginsTypeError(
-                f"adapter: expected a simmargins adapter (e.g. StatsmodelsMixedLMAdapter), "
-                f"got {type(adapter).__name__}"
-            )
-        if adapter is not None and training_data is not None:
-            raise MarginsValueError(
-                "training_data: give it to the adapter or to Margins, not both (the adapter "
-                "already holds its rows)"
-            )
-        self.adapter: ModelAdapter = (
-            adapter if adapter is not None else adapter_for(fit, training_data)
-        )
+        self.adapter: ModelAdapter = check_adapter(fit, adapter, training_data)
         check_finite_fit(self.adapter)
         warn_if_not_converged(self.adapter)
         self._cf = CounterfactualData(
             self.adapter.data, self.adapter.variables, self.adapter.design, self.adapter.offset
         )
-        self.at_kind, base = self._check_at(at)
+        self.at_kind, base = check_at(self._cf, at)
         self._cf.base_values = base
         self.at = at
-        self._weights, self.weights_source = self._check_weights(weights)
-        self.cluster = self._check_cluster(cluster)
+        self._weights, self.weights_source = check_weights(self.adapter, weights)
+        self.cluster = check_cluster(self.adapter, cluster)
         self._coef_draws: xr.DataArray | None = None
         self._factor: np.ndarray | None = None
 
@@ -225,85 +188,6 @@ class Margins:
     def response_scale(cls, fit: Any, **kwargs: Any) -> Margins:
         """A session on the response scale, h(X·β + offset)."""
         return cls(fit, scale="response", **kwargs)
-
-    # -- validation -----------------------------------------------------------------------
-    def _check_at(self, at: Any) -> tuple[str, dict[str, Any]]:
-        if isinstance(at, str):
-            return check_choice("at", at, AT_KINDS), {}
-        if isinstance(at, Mapping):
-            self._cf.check_values("at", at)
-            for k, v in at.items():
-                if not (isinstance(v, (str, bytes)) or np.ndim(v) == 0):
-                    raise MarginsValueError(
-                        f"at: {k!r} must be a single value (fixed for all rows), got {v!r}; "
-                        "use predict(atexog=...) for a grid"
-                    )
-            return "dict", dict(at)
-        raise MarginsTypeError(
-            f"at: expected 'overall', 'mean' or a dict of {{variable: value}}, got {at!r}"
-        )
-
-    def _check_varies(self, name: str) -> None:
-        """A variable with one value in every row carries no information about its effect."""
-        col = self.adapter.data[name]
-        var = self._cf.variables[name]
-        n_values = len(var.levels or ()) if var.categorical else col.nunique(dropna=True)
-        if n_values < 2:
-            raise MarginsValueError(
-                f"dydx: {name!r} takes a single value ({format_value(col.iloc[0])}) in every row "
-                "the fit used, so the data carry no information about its effect"
-            )
-
-    def _check_cluster(self, cluster: Any) -> str | None:
-        if cluster is None:
-            return None
-        if not isinstance(cluster, str):
-            raise MarginsTypeError(f"cluster: expected a column name, got {cluster!r}")
-        check_variable("cluster", cluster, list(self.adapter.data.columns))
-        if self.adapter.model_class == "MixedLM":
-            raise MarginsValueError(
-                "cluster: MixedLM bootstraps resample the model's own groups; cluster= is for "
-                "OLS, WLS, GLM and discrete models"
-            )
-        return cluster
-
-    def _check_weights(self, weights: Any) -> tuple[np.ndarray, str]:
-        """The row weights of every average, and a provenance note saying where they came from.
-
-        By default a fit's frequency weights are honoured, as Stata's ``margins`` does with
-        fweights: a row standing for k observations counts k times. Precision weights
-        (WLS ``weights``, GLM ``var_weights``) shape β̂ and V̂ but do not say how many
-        people a row stands for, so they are not used for averaging, and the note says so.
-        """
-        n = len(self.adapter.data)
-        fit_weights = fit_weight_kinds(self.adapter)
-        ignored = [k for k in fit_weights if k != "freq_weights"]
-        if weights is None:
-            if "freq_weights" in fit_weights:
-                w = np.asarray(fit_weights["freq_weights"], dtype=float)
-                source = "the fit's freq_weights"
-                if ignored:
-                    source += f" (the fit's {', '.join(ignored)} not used for averaging)"
-                return w, source
-            source = "equal"
-            if ignored:
-                source += f" (the fit's {', '.join(ignored)} not used for averaging)"
-            return np.ones(n), source
-        source = f"weights={weights!r}" if isinstance(weights, str) else "weights= (array)"
-        if fit_weights:
-            source += f" (the fit's {', '.join(fit_weights)} not used for averaging)"
-        if isinstance(weights, str):
-            check_variable("weights", weights, list(self.adapter.data.columns))
-            w = pd.to_numeric(self.adapter.data[weights], errors="coerce").to_numpy(dtype=float)
-        else:
-            w = np.asarray(weights, dtype=float)
-        if w.shape != (n,):
-            raise MarginsValueError(
-                f"weights: expected {n} values (one per row used by the fit), got shape {w.shape}"
-            )
-        if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-            raise MarginsValueError("weights: must be finite, non-negative and not all zero")
-        return w, source
 
     # -- draws ------------------------------------------------------------------------------
     @property
@@ -320,7 +204,7 @@ class Margins:
             else:
                 self._coef_draws = simulate_coefficients(
                     self.adapter.params,
-                    self._cov_factor,
+                    self.cov_factor,
                     self.n_sims,
                     make_rng(self.seed),
                     self.adapter.coef_names,
@@ -328,62 +212,30 @@ class Margins:
         return self._coef_draws
 
     def _bootstrap_draws(self) -> xr.DataArray:
-        refit_problem = getattr(self.adapter, "refit_problem", None)
-        if refit_problem is None:
-            raise MarginsTypeError(
-                f"method: this adapter ({type(self.adapter).__name__}) cannot refit the model, "
-                "so method='bootstrap' is not available; use 'simulation' or 'delta'"
-            )
-        clusters = None
-        if self.cluster is not None:
-            codes, uniques = pd.factorize(self.adapter.data[self.cluster])
-            if len(uniques) < 2:
-                raise MarginsValueError(
-                    f"cluster: {self.cluster!r} has {len(uniques)} cluster; a cluster bootstrap "
-                    "needs at least 2"
-                )
-            clusters = codes.astype(np.intp)
-        problem = refit_problem(clusters, warm=self.warm_start)
-        if problem.clusters is not None:
-            n_clusters = int(problem.clusters.max()) + 1
-            if n_clusters < 2:
-                raise MarginsValueError(
-                    "cluster: the model has only one group; a cluster bootstrap needs at least 2"
-                )
-            few = few_clusters_message(n_clusters)
-            if few is not None:
-                warn_user(few, FewClustersWarning)
-        boot = run_bootstrap(
-            problem,
-            self.n_boot,
-            self.seed,
-            self.n_jobs,
-            self.progress,
-            self.boot_warn_fail,
-            self.boot_max_fail,
-            refit=self.refit,
+        draws, self._boot = bootstrap_coefficients(
+            self.adapter,
+            BootstrapSettings(
+                self.n_boot,
+                self.seed,
+                self.n_jobs,
+                self.progress,
+                self.warm_start,
+                self.boot_warn_fail,
+                self.boot_max_fail,
+                self.refit,
+                self.cluster,
+            ),
         )
-        self._boot = boot
-        ok = [r for r in boot.replicates if r.params is not None]
-        return xr.DataArray(
-            boot.params,
-            dims=("draw", "coef"),
-            coords={
-                "draw": np.arange(len(ok)),
-                "coef": list(self.adapter.coef_names),
-                "replicate": ("draw", [r.index for r in ok]),
-                "converged": ("draw", [r.converged for r in ok]),
-                "optimizer": ("draw", [r.optimizer for r in ok]),
-                "seed": ("draw", [r.seed for r in ok]),
-                # each replicate's final (RE)ML log-likelihood, whichever route refitted it,
-                # so fits can be compared replicate by replicate
-                "llf": ("draw", boot.llf),
-            },
-            name="coefficients",
-        )
+        return draws
 
     @property
-    def _cov_factor(self) -> np.ndarray:
+    def bootstrap_record(self) -> BootstrapDraws | None:
+        """The bootstrap's replicate records (route, failures, where it ran), once drawn."""
+        return self._boot
+
+    @property
+    def cov_factor(self) -> np.ndarray:
+        """A factor L with L Lᵀ = V̂, computed once."""
         if self._factor is None:
             self._factor = cov_factor(self.adapter.cov)
         return self._factor
@@ -437,7 +289,7 @@ class Margins:
         slope = check_choice("slope", slope, ("dydx", *ELASTICITIES))
         for name in names:
             check_variable("dydx", name, self._cf.known)
-            self._check_varies(name)
+            check_varies(self.adapter, self._cf, name)
         if slope != "dydx":
             return self._elasticities(names, slope, by)
         settings: list[Setting] = []
@@ -494,7 +346,7 @@ class Margins:
         self, names: list[str], slope: str, by: str | Sequence[str] | None
     ) -> MarginsResult:
         link = self._link()
-        groups, group_coords = self._groups(by)
+        groups, group_coords = row_groups(self.adapter.data, self._weights, by)
         parts = []
         for name in names:
             var = self._cf.variables[name]
@@ -535,7 +387,7 @@ class Margins:
                     link,
                     self.adapter.params,
                     self.coefficient_draws.to_numpy(),
-                    self._cov_factor,
+                    self.cov_factor,
                     at_mean,
                 )
             )
@@ -545,7 +397,7 @@ class Margins:
             [h for p in parts for h in p.hess_factor],
             np.concatenate([p.draws for p in parts], axis=1),
         )
-        return self._finish(ev, names, {"term": names}, group_coords, slope)
+        return finish(self, ev, names, {"term": names}, group_coords, slope)
 
     def contrasts(
         self,
@@ -558,77 +410,11 @@ class Margins:
         ``contrasts`` is a weight matrix with one column per scenario (as returned by
         :func:`pairwise`, :func:`reference`, :func:`consecutive`, :func:`all_pairwise`).
         """
-        if isinstance(scenarios, Mapping) or not isinstance(scenarios, Sequence) or not scenarios:
-            raise MarginsTypeError(
-                "scenarios: expected a non-empty list of {variable: value} dicts, "
-                f"got {scenarios!r}"
-            )
-        for s in scenarios:
-            self._cf.check_values("scenarios", s)
-            for k, v in s.items():
-                if not (isinstance(v, (str, bytes)) or np.ndim(v) == 0):
-                    raise MarginsValueError(f"scenarios: {k!r} must be a single value, got {v!r}")
-        if isinstance(contrasts, pd.DataFrame):
-            W = contrasts.to_numpy(dtype=float)
-            labels = [str(i) for i in contrasts.index]
-        else:
-            try:
-                W = np.atleast_2d(np.asarray(contrasts, dtype=float))
-            except (TypeError, ValueError) as exc:
-                raise MarginsTypeError(
-                    f"contrasts: expected a numeric weight matrix ({exc})"
-                ) from exc
-            labels = []
-        if W.ndim != 2 or W.shape[1] != len(scenarios):
-            raise MarginsValueError(
-                f"contrasts: the weight matrix has shape {W.shape}; it needs one column per "
-                f"scenario ({len(scenarios)})"
-            )
-        if not labels:
-            names = [scenario_label(s) for s in scenarios]
-            labels = [
-                " ".join(f"{w:+g}·[{n}]" for w, n in zip(row, names, strict=True) if w != 0)
-                for row in W
-            ]
-        if not np.all(np.isfinite(W)):
-            raise MarginsValueError("contrasts: weights must be finite numbers")
+        W, labels = check_contrasts(self._cf, scenarios, contrasts)
         settings = [Setting(tuple(s.items())) for s in scenarios]
         return self._evaluate(settings, W, labels, {}, "contrasts", by)
 
     # -- evaluation -----------------------------------------------------------------------
-    def _groups(
-        self, by: str | Sequence[str] | None
-    ) -> tuple[list[np.ndarray], dict[str, list[Any]]]:
-        """Row weights per subgroup of ``by`` (one group of all rows when None)."""
-        if by is None:
-            return [self._weights], {}
-        cols = [by] if isinstance(by, str) else list(by)
-        if not cols:
-            raise MarginsValueError("by: give at least one column name")
-        data = self.adapter.data
-        for c in cols:
-            check_variable("by", c, list(data.columns))
-            n_missing = int(data[c].isna().sum())
-            if n_missing:
-                raise MarginsValueError(
-                    f"by: column {c!r} has {n_missing} missing values among the rows the fit "
-                    "used; those rows would belong to no subgroup"
-                )
-        keys = data[cols].drop_duplicates().sort_values(cols).itertuples(index=False, name=None)
-        weights: list[np.ndarray] = []
-        values: dict[str, list[Any]] = {c: [] for c in cols}
-        for key in keys:
-            mask = np.ones(len(data), dtype=bool)
-            for c, v in zip(cols, key, strict=True):
-                mask &= (data[c] == v).to_numpy()
-            w = self._weights * mask
-            if w.sum() <= 0:
-                continue  # a subgroup with zero analysis weight has no average
-            weights.append(w)
-            for c, v in zip(cols, key, strict=True):
-                values[c].append(v)
-        return weights, values
-
     def _link(self) -> InverseLink:
         return self.adapter.link if self.scale == "response" else IDENTITY_LINK
 
@@ -641,7 +427,7 @@ class Margins:
         quantity: str,
         by: str | Sequence[str] | None = None,
     ) -> MarginsResult:
-        groups, group_coords = self._groups(by)
+        groups, group_coords = row_groups(self.adapter.data, self._weights, by)
         ev = evaluate_linear(
             self._cf,
             settings,
@@ -650,108 +436,7 @@ class Margins:
             self._link(),
             self.adapter.params,
             self.coefficient_draws.to_numpy(),
-            self._cov_factor,
+            self.cov_factor,
             self.at_kind == "mean",
         )
-        return self._finish(ev, labels, coords, group_coords, quantity)
-
-    def _finish(
-        self,
-        ev: Evaluated,
-        labels: list[str],
-        coords: dict[str, list[Any]],
-        group_coords: dict[str, list[Any]],
-        quantity: str,
-    ) -> MarginsResult:
-        n_grp = len(next(iter(group_coords.values()))) if group_coords else 1
-        if group_coords:
-            group_labels = [
-                ", ".join(f"{c}={format_value(v[g])}" for c, v in group_coords.items())
-                for g in range(n_grp)
-            ]
-            labels = [f"{lab} | {gl}" for lab in labels for gl in group_labels]
-            coords = {c: [v for v in vals for _ in range(n_grp)] for c, vals in coords.items()}
-            for c, vals in group_coords.items():
-                coords[c] = [vals[g] for _ in range(len(labels) // n_grp) for g in range(n_grp)]
-        se_delta = delta_std_err(ev.grad, self.adapter.cov)
-        kappa = relative_curvature(ev.grad, ev.hess_factor, self._cov_factor)
-        res = MarginsResult(
-            self._dataset(labels, coords, ev.estimate, se_delta, kappa, ev.draws, ev.grad, quantity)
-        )
-        if not res.delta_trustworthy():
-            warn_user(delta_warning_text(res, quantity), DeltaMethodWarning)
-        return res
-
-    def _dataset(
-        self,
-        labels: list[str],
-        coords: dict[str, list[Any]],
-        estimate: np.ndarray,
-        se_delta: np.ndarray,
-        kappa: np.ndarray,
-        theta: np.ndarray,
-        G: np.ndarray,
-        quantity: str,
-    ) -> xr.Dataset:
-        ad = self.adapter
-        label_coords: dict[str, Any] = {"label": labels}
-        grid_cols: list[str] = []
-        for c, vals in coords.items():
-            label_coords[c] = (
-                "label",
-                np.asarray([v.item() if isinstance(v, np.generic) else v for v in vals]),
-            )
-            grid_cols.append(c)
-        draw_coords: dict[str, Any] = {"draw": np.arange(theta.shape[0])}
-        boot_attrs: dict[str, Any] = {}
-        if self.method == "bootstrap":
-            cd = self.coefficient_draws
-            for c in ("replicate", "converged", "optimizer", "seed", "llf"):
-                draw_coords[f"boot_{c}"] = ("draw", cd[c].to_numpy())
-            assert self._boot is not None
-            boot_attrs = {
-                "n_boot": self.n_boot,
-                "n_failed": self._boot.n_failed,
-                "cluster": self.cluster or ("groups" if ad.model_class == "MixedLM" else "rows"),
-                "warm_start": int(self.warm_start),
-                "refit_route": self._boot.route,
-                "refit_route_reason": self._boot.route_reason,
-                "refit_parallel": self._boot.parallel,
-            }
-        ds = xr.Dataset(
-            {
-                "estimate": ("label", estimate),
-                "delta_std_err": ("label", se_delta),
-                "kappa": ("label", kappa),
-                "draws": (("draw", "label"), theta),
-                "gradient": (("label", "coef"), G),
-                "coef_cov": (("coef", "coef_col"), ad.cov),
-            },
-            coords={
-                **label_coords,
-                **draw_coords,
-                "coef": list(ad.coef_names),
-                "coef_col": list(ad.coef_names),
-            },
-            attrs={
-                "method": self.method,
-                "draws_kind": "bootstrap" if self.method == "bootstrap" else "simulation",
-                "interval": self.interval,
-                **boot_attrs,
-                "level": self.level,
-                "seed": seed_attr(self.seed),
-                "n_sims": self.n_sims if self.method != "bootstrap" else 0,
-                "scale": self.scale,
-                "at": self.at if isinstance(self.at, str) else repr(dict(self.at)),
-                "weights": self.weights_source,
-                "quantity": quantity,
-                "nobs": len(ad.data),
-                "model_class": ad.model_class,
-                "formula": ad.formula or "",
-                "data_fingerprint": _fingerprint(ad.data),
-                "link": ad.link.name,
-                "versions": _versions(),
-                "grid_columns": grid_cols,
-            },
-        )
-        return ds
+        return finish(self, ev, labels, coords, group_coords, quantity)

@@ -1,0 +1,148 @@
+"""How an evaluation becomes a result: labels expanded over ``by`` groups, the delta
+method's SEs and κ beside the draws, and a Dataset with the session's provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .._errors import DeltaMethodWarning, warn_user
+from .._validate import seed_attr
+from ..engine.delta import delta_std_err, relative_curvature
+from ..engine.evaluate import Evaluated
+from ..engine.scenarios import format_value
+from ..results.result import MarginsResult
+from .checks import delta_warning_text
+
+if TYPE_CHECKING:
+    from .margins import Margins
+
+
+def _versions() -> str:
+    out = []
+    for pkg in ("simmargins", "statsmodels", "numpy", "xarray", "numba"):
+        try:
+            out.append(f"{pkg}={importlib.metadata.version(pkg)}")
+        except importlib.metadata.PackageNotFoundError:
+            out.append(f"{pkg}=unknown")
+    return " ".join(out)
+
+
+def _fingerprint(frame: pd.DataFrame) -> str:
+    """SHA-256 of the rows the fit used (values and column names), for provenance."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(map(str, frame.columns)).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def finish(
+    session: Margins,
+    ev: Evaluated,
+    labels: list[str],
+    coords: dict[str, list[Any]],
+    group_coords: dict[str, list[Any]],
+    quantity: str,
+) -> MarginsResult:
+    """The result of one request: labels expanded over ``by`` groups, delta SEs and κ
+    beside the draws, and the delta-method warning when the two routes disagree."""
+    n_grp = len(next(iter(group_coords.values()))) if group_coords else 1
+    if group_coords:
+        group_labels = [
+            ", ".join(f"{c}={format_value(v[g])}" for c, v in group_coords.items())
+            for g in range(n_grp)
+        ]
+        labels = [f"{lab} | {gl}" for lab in labels for gl in group_labels]
+        coords = {c: [v for v in vals for _ in range(n_grp)] for c, vals in coords.items()}
+        for c, vals in group_coords.items():
+            coords[c] = [vals[g] for _ in range(len(labels) // n_grp) for g in range(n_grp)]
+    se_delta = delta_std_err(ev.grad, session.adapter.cov)
+    kappa = relative_curvature(ev.grad, ev.hess_factor, session.cov_factor)
+    res = MarginsResult(
+        result_dataset(
+            session, labels, coords, ev.estimate, se_delta, kappa, ev.draws, ev.grad, quantity
+        )
+    )
+    if not res.delta_trustworthy():
+        warn_user(delta_warning_text(res, quantity), DeltaMethodWarning)
+    return res
+
+def result_dataset(
+    session: Margins,
+    labels: list[str],
+    coords: dict[str, list[Any]],
+    estimate: np.ndarray,
+    se_delta: np.ndarray,
+    kappa: np.ndarray,
+    theta: np.ndarray,
+    G: np.ndarray,
+    quantity: str,
+) -> xr.Dataset:
+    """The result Dataset: estimates, delta SEs, κ, draws, gradient, V̂ and provenance."""
+    ad = session.adapter
+    label_coords: dict[str, Any] = {"label": labels}
+    grid_cols: list[str] = []
+    for c, vals in coords.items():
+        label_coords[c] = (
+            "label",
+            np.asarray([v.item() if isinstance(v, np.generic) else v for v in vals]),
+        )
+        grid_cols.append(c)
+    draw_coords: dict[str, Any] = {"draw": np.arange(theta.shape[0])}
+    boot_attrs: dict[str, Any] = {}
+    if session.method == "bootstrap":
+        cd = session.coefficient_draws
+        for c in ("replicate", "converged", "optimizer", "seed", "llf"):
+            draw_coords[f"boot_{c}"] = ("draw", cd[c].to_numpy())
+        assert session.bootstrap_record is not None
+        boot_attrs = {
+            "n_boot": session.n_boot,
+            "n_failed": session.bootstrap_record.n_failed,
+            "cluster": session.cluster or ("groups" if ad.model_class == "MixedLM" else "rows"),
+            "warm_start": int(session.warm_start),
+            "refit_route": session.bootstrap_record.route,
+            "refit_route_reason": session.bootstrap_record.route_reason,
+            "refit_parallel": session.bootstrap_record.parallel,
+        }
+    ds = xr.Dataset(
+        {
+            "estimate": ("label", estimate),
+            "delta_std_err": ("label", se_delta),
+            "kappa": ("label", kappa),
+            "draws": (("draw", "label"), theta),
+            "gradient": (("label", "coef"), G),
+            "coef_cov": (("coef", "coef_col"), ad.cov),
+        },
+        coords={
+            **label_coords,
+            **draw_coords,
+            "coef": list(ad.coef_names),
+            "coef_col": list(ad.coef_names),
+        },
+        attrs={
+            "method": session.method,
+            "draws_kind": "bootstrap" if session.method == "bootstrap" else "simulation",
+            "interval": session.interval,
+            **boot_attrs,
+            "level": session.level,
+            "seed": seed_attr(session.seed),
+            "n_sims": session.n_sims if session.method != "bootstrap" else 0,
+            "scale": session.scale,
+            "at": session.at if isinstance(session.at, str) else repr(dict(session.at)),
+            "weights": session.weights_source,
+            "quantity": quantity,
+            "nobs": len(ad.data),
+            "model_class": ad.model_class,
+            "formula": ad.formula or "",
+            "data_fingerprint": _fingerprint(ad.data),
+            "link": ad.link.name,
+            "versions": _versions(),
+            "grid_columns": grid_cols,
+        },
+    )
+    return ds
