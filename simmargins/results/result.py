@@ -1,7 +1,8 @@
 """MarginsResult: the estimates, their draws and the delta cross-check, as one Dataset.
 
-A result is data. Intervals, tests and diagnostics are computed here from what the
-Dataset holds; ``summary()`` only formats them.
+A result is data. Diagnostics are computed here from what the Dataset holds; intervals
+and tests are chosen here and computed by the routes in :mod:`.inference`; ``summary()``
+only formats them. Also :func:`load`, which reads a result back from netCDF.
 """
 
 from __future__ import annotations
@@ -25,6 +26,21 @@ from .criteria import (
     INTERVALS,
     TRUST_KAPPA,
     TRUST_NOISE_MULTIPLE,
+)
+from .inference import (
+    _FAMILYWISE,
+    _adjusted_p,
+    _delta_max_t,
+    _describe,
+    _draws_max_t,
+    _half_tail,
+    _per_comparison_alpha,
+    _PercentileRoute,
+    _quantile_mcse,
+    _Route,
+    _sup_t_band,
+    _sup_t_critical,
+    _WaldRoute,
 )
 
 
@@ -150,15 +166,7 @@ class MarginsResult:
             err = z * self.draws_std_err * self.noise
             return np.column_stack([err, err])
         lev = self.level if level is None else check_level(level)
-        sorted_draws = np.sort(self.draws.to_numpy(), axis=0)
-        s = sorted_draws.shape[0]
-        out = np.empty((sorted_draws.shape[1], 2))
-        for col, p in enumerate(((1 - lev) / 2, (1 + lev) / 2)):
-            half = np.sqrt(s * p * (1 - p))
-            lo = int(np.clip(np.floor(s * p - half), 0, s - 1))
-            hi = int(np.clip(np.ceil(s * p + half), 0, s - 1))
-            out[:, col] = (sorted_draws[hi] - sorted_draws[lo]) / 2.0
-        return out
+        return _quantile_mcse(self.draws.to_numpy(), lev)
 
     def diagnostics(self) -> pd.DataFrame:
         """Per label: κ, disagreement and its noise level, asymmetry, endpoint MC errors."""
@@ -177,10 +185,8 @@ class MarginsResult:
         )
 
     # -- inference ------------------------------------------------------------------------
-    # Every interval and its p-value come from one route (see docs/design.md, "Which p-value
-    # each route reports"): the p-value is twice the largest half-tail a at which the route's
-    # own interval still contains 0, found by bisection over the floats, so p < 1 − level
-    # exactly when the interval at that level excludes 0, ties and rounding included.
+    # Every interval and its p-value come from one route (.inference, which says how), so
+    # p < 1 − level exactly when the interval at that level excludes 0.
     def _route_kind(self, method: str | None, interval: str | None) -> tuple[str, str]:
         """(how, kind): the headline route and its interval kind ("wald" for the delta)."""
         how = self.method if method is None else check_choice("method", method, HEADLINES)
@@ -263,21 +269,9 @@ class MarginsResult:
     def _max_t(self, method: str) -> np.ndarray:
         """max over labels of |θ − θ̂| / SE for each draw (the sup-t statistic's draws)."""
         if method == "delta":
-            # the delta method's joint normal: correlation from G V̂ Gᵀ, drawn with a fixed
-            # seed so the critical value is a property of the result, not of the call
-            cov = self._delta_cov()
-            sd = np.sqrt(np.clip(np.diag(cov), 0, None))
-            keep = sd > 0
-            corr = cov[np.ix_(keep, keep)] / np.outer(sd[keep], sd[keep])
-            rng = np.random.default_rng(20_240_601)
-            vals, vecs = np.linalg.eigh(corr)
-            root = vecs * np.sqrt(np.clip(vals, 0, None))
-            z = rng.standard_normal((20_000, int(keep.sum()))) @ root.T
-            return np.asarray(np.abs(z).max(axis=1))
+            return _delta_max_t(self._delta_cov())
         d = self.draws.transpose("draw", "label").to_numpy()
-        se = self.draws_std_err
-        keep = se > 0
-        return np.asarray(np.abs((d[:, keep] - self.estimate[keep]) / se[keep]).max(axis=1))
+        return _draws_max_t(d, self.estimate, self.draws_std_err)
 
     def _delta_cov(self) -> np.ndarray:
         G = self._ds["gradient"].to_numpy()
@@ -305,18 +299,8 @@ class MarginsResult:
 
     def _sup_t(self, how: str, lev: float) -> tuple[np.ndarray, np.ndarray]:
         """The sup-t band at ``lev`` and the simultaneous p-values, from one max-|t| sample."""
-        t = self._sorted_max_t(how)
         se = self.delta_std_err if how == "delta" else self.draws_std_err
-        est = self.estimate
-        half = _sup_t_critical(t, 1.0 - lev) * se
-        band = np.column_stack([est - half, est + half])
-        p = np.full(len(est), np.nan)
-        n = t.size
-        for j in np.flatnonzero(np.isfinite(est) & np.isfinite(se) & (n > 0)):
-            # share of draws with T·SE ≥ |est| (T·SE rounded as the band's half-width is)
-            scaled = t * se[j]
-            p[j] = (n - int(np.searchsorted(scaled, abs(est[j]), side="left"))) / n
-        return band, p
+        return _sup_t_band(self._sorted_max_t(how), self.estimate, se, lev)
 
     def statistic(self) -> np.ndarray:
         se = self.std_err
@@ -342,20 +326,7 @@ class MarginsResult:
         adj = self.p_adjust if adjust is None else check_choice("adjust", adjust, ADJUST_METHODS)
         if adj == "sup-t":
             return self._sup_t(how, self.level)[1]
-        raw = self._route(how, kind).p()
-        if adj == "none":
-            return raw
-        ok = np.isfinite(raw)
-        out = np.full_like(raw, np.nan)
-        m = int(ok.sum())
-        if adj in _FAMILYWISE:
-            with np.errstate(divide="ignore"):  # Šidák at p = 1: log1p(−1) = −inf, p_adj = 1
-                out[ok] = _FAMILYWISE[adj](raw[ok], m)
-        elif m:
-            from statsmodels.stats.multitest import multipletests
-
-            out[ok] = multipletests(raw[ok], method=adj)[1]
-        return out
+        return _adjusted_p(self._route(how, kind).p(), adj)
 
     def inference(self) -> dict[str, Any]:
         """What the table's p-values and intervals are: route, interval kind, adjustment.
@@ -374,33 +345,7 @@ class MarginsResult:
             ci_level = 1.0 - alpha
         elif ci_kind == "none":
             ci_level = float("nan")
-        p_route = {
-            "wald": "normal theory (delta SE)",
-            "normal": "normal theory (SD of the draws)",
-            "percentile": "draws (percentile)",
-            "basic": "draws (basic, reflected percentile)",
-        }[kind]
-        p_how = {"none": p_route, "sup-t": "sup-t (max-|t| of the draws)"}.get(
-            adj, f"{adj}-adjusted {p_route}"
-        )
-        if how == "delta" and adj == "sup-t":
-            p_how = "sup-t (max-|z| of the delta method's joint normal)"
-        name = "Wald" if kind == "wald" else kind
-        ci = {
-            "pointwise": f"{name} interval",
-            "simultaneous": "sup-t simultaneous band",
-            "bonferroni": f"{name} interval at the Bonferroni level",
-            "sidak": f"{name} interval at the Šidák level",
-            "none": "none",
-        }[ci_kind]
-        return {
-            "route": how,
-            "interval": kind,
-            "p_value": p_how,
-            "adjust": adj,
-            "ci": ci,
-            "ci_level": float(ci_level),
-        }
+        return _describe(how, kind, adj, ci_kind, ci_level)
 
     def adjust(self, method: str = "holm") -> MarginsResult:
         """The same result with p-values — and intervals — adjusted for multiple comparisons.
@@ -494,152 +439,6 @@ class MarginsResult:
 
     def __repr__(self) -> str:
         return self.summary()
-
-
-# -- routes: an interval as a function of the half-tail a = α/2, and the p-value it implies --
-_HALF_BITS = int(np.float64(0.5).view(np.int64))
-_ONE_BITS = int(np.float64(1.0).view(np.int64))
-
-
-def _half_tail(level: float, labels: list[str]) -> np.ndarray:
-    return np.full(len(labels), (1.0 - level) / 2.0)
-
-
-class _Route:
-    """A route's two-sided interval at half-tail ``a`` (one value per label)."""
-
-    _p: np.ndarray | None = None
-    size: int  # the number of labels
-
-    def interval(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
-
-    def p(self) -> np.ndarray:
-        if self._p is None:
-            self._p = _route_p(self)
-        return self._p
-
-
-class _WaldRoute(_Route):
-    """estimate ± z·SE with z = −Φ⁻¹(a): the delta method, or the draws' ``"normal"`` kind."""
-
-    def __init__(self, estimate: np.ndarray, se: np.ndarray) -> None:
-        self.est = np.asarray(estimate, dtype=float)
-        self.se = np.asarray(se, dtype=float)
-        self.size = self.est.size
-
-    def interval(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with np.errstate(invalid="ignore", over="ignore"):
-            z = -special.ndtri(a)
-            half = np.where(self.se > 0, z * self.se, np.where(self.se == 0, 0.0, np.nan))
-        return self.est - half, self.est + half
-
-
-def _sorted_columns(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each column sorted ascending (NaN last) and its count of non-NaN values."""
-    return np.sort(d, axis=0), np.sum(~np.isnan(d), axis=0)
-
-
-def _quantile(xs: np.ndarray, n: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """numpy's default ("linear") quantile at ``a`` ≤ 0.5 of each sorted column.
-
-    Virtual index h = a·(n − 1), value x₍ₖ₎ + (h − k)·(x₍ₖ₊₁₎ − x₍ₖ₎) with k = ⌊h⌋. Whether
-    it is ≤ 0 changes once, monotonically, as a grows — which the p-value relies on.
-    """
-    if xs.shape[0] == 0:
-        return np.full(xs.shape[1], np.nan)
-    cols = np.arange(xs.shape[1])
-    last = np.maximum(n - 1, 0)
-    h = a * last
-    k = np.minimum(np.floor(h), np.maximum(n - 2, 0)).astype(np.intp)
-    g = h - k
-    lo = xs[k, cols]
-    hi = xs[np.minimum(k + 1, last), cols]
-    with np.errstate(invalid="ignore"):
-        q = lo + g * (hi - lo)
-    return np.where(n > 0, q, np.nan)
-
-
-class _PercentileRoute(_Route):
-    """Quantiles a and 1 − a of the draws; the upper one as −(the a quantile of −draws)."""
-
-    def __init__(self, draws: np.ndarray) -> None:  # (draw, label)
-        self._up = _sorted_columns(draws)
-        self._down = _sorted_columns(-draws)
-        self.size = draws.shape[1]
-
-    def interval(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return _quantile(*self._up, a), -_quantile(*self._down, a)
-
-
-def _route_p(route: _Route) -> np.ndarray:
-    """p = 2·a*, a* the largest float half-tail at which the route's interval contains 0.
-
-    The interval shrinks as a grows, so "contains 0" holds on [0, a*] and the bisection
-    over the bit patterns of non-negative floats (ordered like the floats) finds a* to
-    the last bit: the interval at level L, half-tail (1 − L)/2, excludes 0 exactly when
-    (1 − L)/2 > a*, i.e. 1 − L > p. p = 0 when no interval contains 0, 1 when all do.
-    """
-    size = route.size
-
-    def contains(bits: np.ndarray) -> np.ndarray:
-        lo, hi = route.interval(bits.view(np.float64))
-        return np.asarray((lo <= 0) & (hi >= 0))
-
-    lo = np.zeros(size, np.int64)
-    hi = np.full(size, _HALF_BITS, np.int64)
-    everywhere = contains(hi.copy())
-    lo[everywhere] = _HALF_BITS
-    somewhere = contains(np.zeros(size, np.int64))
-    active = somewhere & ~everywhere
-    while True:
-        gap = active & (hi - lo > 1)
-        if not gap.any():
-            break
-        mid = lo + (hi - lo) // 2
-        inside = contains(mid)
-        lo = np.where(gap & inside, mid, lo)
-        hi = np.where(gap & ~inside, mid, hi)
-    p = np.where(somewhere, 2.0 * lo.view(np.float64), 0.0)
-    mid_lo, mid_hi = route.interval(np.full(size, 0.25))
-    return np.where(np.isnan(mid_lo) | np.isnan(mid_hi), np.nan, p)
-
-
-# Bonferroni and Šidák as statsmodels' multipletests computes them (checked in the tests)
-_FAMILYWISE = {
-    "bonferroni": lambda p, m: np.minimum(p * float(m), 1.0),
-    "sidak": lambda p, m: -np.expm1(m * np.log1p(-p)),
-}
-
-
-def _per_comparison_alpha(method: str, alpha: float, m: int) -> float:
-    """α′: the smallest float p with adjusted(p) ≥ α, so adjusted(p) < α ⇔ p < α′ exactly.
-
-    ≈ α/m for Bonferroni and 1 − (1 − α)^(1/m) for Šidák; the route's interval at level
-    1 − α′ then excludes 0 exactly when the adjusted p-value is below α.
-    """
-    if m < 1:
-        return alpha
-    f = _FAMILYWISE[method]
-    lo, hi = 0, _ONE_BITS  # adjusted(0) = 0 < α ≤ adjusted(1) = 1
-    with np.errstate(divide="ignore"):
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            p = np.array([mid], np.int64).view(np.float64)
-            if f(p, m)[0] < alpha:
-                lo = mid
-            else:
-                hi = mid
-    return float(np.array([hi], np.int64).view(np.float64)[0])
-
-
-def _sup_t_critical(t_sorted: np.ndarray, alpha: float) -> float:
-    """T₍ₙ₋₁₋ₖ₎ with K the largest k such that k/n < α (k/n rounded as the p-values are)."""
-    n = t_sorted.size
-    if n == 0:
-        return float("nan")
-    k = int(np.count_nonzero(np.arange(n + 1) / n < alpha)) - 1
-    return float(t_sorted[n - 1 - k])
 
 
 def load(path: str | os.PathLike[str]) -> MarginsResult:
