@@ -1,0 +1,243 @@
+"""The jobs of ``simmargins run`` and ``simmargins demo``: one analysis on one data file each.
+
+Planned from the spec (and ``--data``), checked against their data before anything is
+fitted, then run one by one: fit, draws, quantities, each written to its own folder with
+a ``report.md``, and an index ``report.md`` over them all.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .console import Console, show_result
+from .spec import AnalysisSpec, OutputSpec, RunSpec, SpecError, data_format
+
+
+@dataclass(frozen=True)
+class Job:
+    """One analysis on one data file, written to ``folder`` (relative to the output)."""
+
+    analysis: AnalysisSpec
+    folder: str
+    context: str
+
+
+@dataclass
+class Outcome:
+    job: Job
+    fit: Any
+    results: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def plan_jobs(spec: RunSpec, data_files: Sequence[str] = ()) -> list[Job]:
+    """One job per analysis, or per data file × analysis when ``--data`` is given."""
+    if not data_files:
+        return [Job(a, a.name, a.context) for a in spec.analyses]
+    jobs = []
+    used: set[str] = set()
+    for f in data_files:
+        path = Path(os.path.abspath(f))
+        fmt = data_format(path, "--data")
+        stem = path.name.split(".")[0] or "data"
+        folder, n = stem, 1
+        while folder in used:
+            n += 1
+            folder = f"{stem}-{n}"
+        used.add(folder)
+        for a in spec.analyses:
+            data = replace(a.data, path=path, format=fmt)
+            jobs.append(
+                Job(replace(a, data=data), f"{folder}/{a.name}", f"{a.context} (data {f!r})")
+            )
+    return jobs
+
+
+def override(spec: RunSpec, seed: int | None, jobs: int | None) -> RunSpec:
+    """Apply ``--seed`` and ``--jobs`` to every analysis."""
+    changes: dict[str, Any] = {}
+    if seed is not None:
+        changes["seed"] = seed
+    if jobs is not None:
+        changes["n_jobs"] = jobs
+    if not changes:
+        return spec
+    analyses = tuple(replace(a, inference=replace(a.inference, **changes)) for a in spec.analyses)
+    return replace(spec, analyses=analyses)
+
+
+def check_data(jobs: Sequence[Job]) -> None:
+    """The data pass of the spec check, for every job, before anything is fitted."""
+    from .pipeline import load_data
+    from .spec_data import check_against_data
+
+    for job in jobs:
+        try:
+            frame = load_data(job.analysis.data)
+        except SpecError as exc:
+            raise exc.within(job.context) from None
+        check_against_data(job.analysis, frame, job.context)
+
+
+def _model_facts(a: AnalysisSpec) -> list[tuple[str, str]]:
+    m = a.model
+    rows = [("model", f"{m.kind}: `{m.formula}`")]
+    if m.kind == "glm":
+        rows.append(("family / link", f"{m.family} / {m.link or 'canonical'}"))
+    if m.re_formula:
+        rows.append(("random effects", f"`{m.re_formula}` by {m.groups}"))
+    rows += [(k, v) for k, v in m.columns().items() if not (k == "groups" and m.re_formula)]
+    if m.fit:
+        rows.append(("fit options", ", ".join(f"{k} = {v!r}" for k, v in m.fit.items())))
+    i = a.inference
+    draws = f"{i.n_boot} bootstrap refits" if i.method == "bootstrap" else f"{i.n_sims} draws"
+    rows.append(("inference", f"{i.method}, {draws}, level {i.level:g}, seed {i.seed}"))
+    rows.append(("scale / at", f"{i.scale} / {i.at}"))
+    for k in ("weights", "cluster"):
+        if getattr(i, k) is not None:
+            rows.append((k, str(getattr(i, k))))
+    return rows
+
+
+def run_job(
+    job: Job, root: Path, console: Console, output: OutputSpec, bar: Any, shown_root: Path
+) -> Outcome:
+    """Fit one analysis, compute and write its quantities; print as it goes."""
+    from .._errors import ConvergenceWarning
+    from .pipeline import (
+        RunFailure,
+        collect_warnings,
+        compute_quantity,
+        converged,
+        describe_quantity,
+        draw_coefficients,
+        fit_model,
+        load_data,
+        make_session,
+    )
+    from .report import QuantitySection, analysis_markdown, relative, write_result
+
+    a = job.analysis
+    folder = root / job.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    outcome = Outcome(job, None)
+    warns = outcome.warnings
+    printed = 0
+
+    def flush_warnings() -> None:
+        nonlocal printed
+        for w in warns[printed:]:
+            console.warn(f"{job.context}: {w}")
+        printed = len(warns)
+
+    sections = []
+    try:
+        frame = load_data(a.data)
+        bar.set_description(f"{job.folder}: fit")
+        with collect_warnings(warns, "model fit"):
+            try:
+                fit = fit_model(a.model, frame)
+            except Exception as exc:
+                if type(exc).__name__ == "PatsyError":  # the formula fails on the full data
+                    raise SpecError("model.formula", getattr(exc, "message", str(exc))) from None
+                raise RunFailure(f"model: the fit failed: {type(exc).__name__}: {exc}") from exc
+        outcome.fit = fit
+        if not converged(fit):
+            warns.append("model fit: the optimiser did not report convergence; see model.txt")
+        bar.set_description(f"{job.folder}: draws")
+        with collect_warnings(warns, "inference"):
+            with warnings.catch_warnings():
+                # reported once above, under "model fit", with a pointer to model.txt
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                m = make_session(fit, a.inference, progress=console.tty)
+            draw_coefficients(m)
+        flush_warnings()
+        bar.update(1)
+        for q in a.quantities:
+            bar.set_description(f"{job.folder}: {q.name}")
+            desc = describe_quantity(q)
+            with collect_warnings(warns, q.name):
+                res = compute_quantity(m, q)
+                written = write_result(
+                    res,
+                    folder / q.name,
+                    title=f"{a.name} / {q.name}",
+                    lines=[desc + "."],
+                    plots=output.plots,
+                    dpi=output.dpi,
+                )
+            for note in written.notes:
+                warns.append(f"{q.name}: {note}")
+            outcome.results[q.name] = res
+            sections.append(QuantitySection(q.name, desc, res, written))
+            show_result(
+                console, f"{job.folder} / {q.name}: {desc}", res, shown_root / job.folder / q.name
+            )
+            flush_warnings()
+            bar.update(1)
+    except SpecError as exc:
+        raise exc.within(job.context) from None
+    except RunFailure as exc:
+        raise RunFailure(f"{job.context} → {exc}") from exc
+    outcome.seconds = time.perf_counter() - start
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the summary's own numerics chatter
+            fit_text = fit.summary().as_text()
+    except Exception as exc:  # a summary is a courtesy; the results are saved already
+        fit_text = f"(the model's summary could not be rendered: {exc})\n{fit.params}"
+    (folder / "model.txt").write_text(fit_text + "\n", encoding="utf-8")
+    data_link = relative(a.data.path, folder)
+    facts = [
+        ("data", f"[{a.data.path.name}]({data_link}) ({int(fit.nobs)} rows used)"),
+        *_model_facts(a),
+        ("fitted model", "[model.txt](model.txt)"),
+        ("converged", str(converged(fit))),
+        ("time", f"{outcome.seconds:.1f} s"),
+    ]
+    (folder / "report.md").write_text(
+        analysis_markdown(f"Analysis {a.name!r}", facts, sections, warns, folder), "utf-8"
+    )
+    return outcome
+
+
+def execute(
+    jobs: Sequence[Job], root: Path, console: Console, output: OutputSpec, shown_root: Path
+) -> list[Outcome]:
+    total = sum(1 + len(j.analysis.quantities) for j in jobs)
+    with console.progress(total, "simmargins") as bar:
+        return [run_job(j, root, console, output, bar, shown_root) for j in jobs]
+
+
+def write_index(
+    root: Path,
+    title: str,
+    command: str,
+    outcomes: Sequence[Outcome],
+    extra: Sequence[str] = (),
+) -> None:
+    from .report import index_markdown
+
+    rows = [
+        (
+            o.job.analysis.name,
+            o.job.analysis.data.path.name,
+            ", ".join(o.results),
+            f"{o.job.folder}/report.md",
+        )
+        for o in outcomes
+    ]
+    lines = [f"Command: `{command}`", "", "The spec: [spec.toml](spec.toml)."]
+    after = list(extra)
+    warned = [f"- {o.job.context}: {w}" for o in outcomes for w in o.warnings]
+    if warned:
+        after += ["", "## Warnings", "", *warned]
+    (root / "report.md").write_text(index_markdown(title, lines, rows, after), "utf-8")
