@@ -8,7 +8,9 @@ Both return the same :class:`Evaluated`, rows ordered quantity-major, group-mino
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -26,6 +28,41 @@ class Evaluated:
     grad: np.ndarray  # (R, K)
     hess_factor: list[np.ndarray | None]  # H·L per row; None where the Hessian is zero
     draws: np.ndarray  # (S, R)
+
+    def rows(self, sl: slice) -> Evaluated:
+        """The quantities in rows ``sl``."""
+        return Evaluated(
+            self.estimate[sl], self.grad[sl], self.hess_factor[sl], self.draws[:, sl]
+        )
+
+
+class Designs(Protocol):
+    """What an evaluation needs of its rows: the design (and offset) under a setting, and
+    the per-row weights of clipped differences. :class:`CounterfactualData` is one."""
+
+    def design(self, setting: Setting) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+    def row_scale(self, setting: Setting) -> np.ndarray | None: ...
+
+
+class Rescaled:
+    """The rows of ``cf`` with columns multiplied after the setting (``scale=`` scenarios).
+
+    A per-row transformation rather than a value: x becomes c·x in every row, after the
+    ``at`` settings and the scenario's values, as a perturbation is.
+    """
+
+    def __init__(self, cf: CounterfactualData, factors: Sequence[tuple[str, float]]) -> None:
+        self.cf, self.factors = cf, tuple(factors)
+
+    def design(self, setting: Setting) -> tuple[np.ndarray, np.ndarray | None]:
+        frame = self.cf.frame(setting).copy(deep=False)
+        for name, c in self.factors:
+            frame[name] = frame[name].to_numpy(dtype=np.float64) * c
+        return self.cf.design_fn(frame), self.cf.offset_fn(frame)
+
+    def row_scale(self, setting: Setting) -> np.ndarray | None:
+        return self.cf.row_scale(setting)
 
 
 def _mean_row(
@@ -45,8 +82,13 @@ def evaluate_linear(
     B: np.ndarray,
     factor: np.ndarray,
     at_mean: bool,
+    sources: Sequence[Designs | None] | None = None,
 ) -> Evaluated:
-    """θ_{r,g} = Σ_s W_rs μ_{s,g} with μ_{s,g} = Σᵢ w_gi h(x_si·β + oᵢ) / Σᵢ w_gi."""
+    """θ_{r,g} = Σ_s W_rs μ_{s,g} with μ_{s,g} = Σᵢ w_gi h(x_si·β + oᵢ) / Σᵢ w_gi.
+
+    ``sources`` optionally gives, per setting, other rows to build it from (e.g.
+    :class:`Rescaled`); None entries use ``cf``.
+    """
     n_set, n_grp, k, s = len(settings), len(group_weights), beta.shape[0], B.shape[0]
     values = np.empty((n_grp, n_set))
     grads = np.empty((n_grp, n_set, k))
@@ -54,9 +96,11 @@ def evaluate_linear(
     offsets_bar = np.empty((n_grp, n_set))
     mu_draws = None if link.is_identity else np.empty((n_grp, s, n_set))
     for j, setting in enumerate(settings):
-        X_all, off_all = cf.design(setting)
+        src: Designs | None = sources[j] if sources is not None else None
+        rows: Designs = cf if src is None else src
+        X_all, off_all = rows.design(setting)
         off_all = np.zeros(X_all.shape[0]) if off_all is None else off_all
-        scale = cf.row_scale(setting)
+        scale = rows.row_scale(setting)
         for g, w_g in enumerate(group_weights):
             X, off, w = X_all, off_all, w_g
             # rows with their own difference step carry it as a weight: μ = Σ w·r·h / Σ w
@@ -182,3 +226,60 @@ def evaluate_elasticity(
                 diff = diff / link.h(Bb @ x0.T + o)
             draws[d0 : d0 + block, g] = (diff * cc) @ wn
     return Evaluated(estimate, grad, hess, draws)
+
+
+# -- comparisons of two averaged predictions ---------------------------------------------------
+COMPARISONS = ("difference", "ratio", "lnratio", "lnor", "lift")
+
+
+def _comparison_derivatives(
+    kind: str, a: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """f(a, b) and its first and second partial derivatives (f, fa, fb, faa, fab, fbb)."""
+    zero, one = np.zeros_like(a), np.ones_like(a)
+    if kind == "difference":
+        return a - b, one, -one, zero, zero, zero
+    if kind in ("ratio", "lift"):
+        f = a / b if kind == "ratio" else (a - b) / b
+        return f, 1.0 / b, -a / b**2, zero, -1.0 / b**2, 2.0 * a / b**3
+    if kind == "lnratio":
+        return np.log(a) - np.log(b), 1.0 / a, -1.0 / b, -1.0 / a**2, zero, 1.0 / b**2
+    if kind == "lnor":
+        va, vb = a * (1.0 - a), b * (1.0 - b)
+        f = np.log(a / (1.0 - a)) - np.log(b / (1.0 - b))
+        return f, 1.0 / va, -1.0 / vb, (2.0 * a - 1.0) / va**2, zero, -(2.0 * b - 1.0) / vb**2
+    raise ValueError(f"unknown comparison {kind!r}")
+
+
+def comparison_domain_error(kind: str, a: np.ndarray, b: np.ndarray) -> str | None:
+    """Why f(a, b) is undefined for some of the values, or None when it is defined for all."""
+    if kind in ("ratio", "lift") and np.any(b == 0):
+        return "the denominator's margin is 0"
+    if kind == "lnratio" and (np.any(a <= 0) or np.any(b <= 0)):
+        return "a log ratio needs both margins > 0"
+    if kind == "lnor" and (np.any((a <= 0) | (a >= 1)) or np.any((b <= 0) | (b >= 1))):
+        return "a log odds ratio needs both margins strictly between 0 and 1 (probabilities)"
+    return None
+
+
+def compare(kind: str, pos: Evaluated, neg: Evaluated, factor: np.ndarray) -> Evaluated:
+    """θ = f(a, b) per row from two evaluations a (``pos``) and b (``neg``) of equal shape.
+
+    The gradient is the chain rule fa∇a + fb∇b, and the Hessian along the whitened
+    directions (H·L with V̂ = LLᵀ) is fa·HaL + fb·HbL + ∇a(faa∇aᵀL + fab∇bᵀL) +
+    ∇b(fab∇aᵀL + fbb∇bᵀL), so κ counts the comparison's own curvature as well as the
+    link's. Draws are f applied draw by draw.
+    """
+    f, fa, fb, faa, fab, fbb = _comparison_derivatives(kind, pos.estimate, neg.estimate)
+    grad = fa[:, None] * pos.grad + fb[:, None] * neg.grad
+    hess: list[np.ndarray | None] = []
+    for r in range(f.shape[0]):
+        ga, gb = pos.grad[r], neg.grad[r]
+        la, lb = ga @ factor, gb @ factor
+        h = np.outer(ga, faa[r] * la + fab[r] * lb) + np.outer(gb, fab[r] * la + fbb[r] * lb)
+        for coef, part in ((fa[r], pos.hess_factor[r]), (fb[r], neg.hess_factor[r])):
+            if part is not None:
+                h = h + coef * part
+        hess.append(None if kind == "difference" and not np.any(h) else h)
+    draws = _comparison_derivatives(kind, pos.draws, neg.draws)[0]
+    return Evaluated(f, grad, hess, draws)

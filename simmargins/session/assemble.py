@@ -48,9 +48,15 @@ def finish(
     coords: dict[str, list[Any]],
     group_coords: dict[str, list[Any]],
     quantity: str,
+    *,
+    comparison: str = "difference",
+    population: str | None = None,
 ) -> MarginsResult:
     """The result of one request: labels expanded over ``by`` groups, delta SEs and κ
-    beside the draws, and the delta-method warning when the two routes disagree."""
+    beside the draws, and the delta-method warning when the two routes disagree.
+
+    ``comparison`` (how two margins compare) and ``population`` (the rows averaged over,
+    when not the fit's own) are recorded in the result's attributes."""
     n_grp = len(next(iter(group_coords.values()))) if group_coords else 1
     if group_coords:
         group_labels = [
@@ -63,11 +69,13 @@ def finish(
             coords[c] = [vals[g] for _ in range(len(labels) // n_grp) for g in range(n_grp)]
     se_delta = delta_std_err(ev.grad, session.adapter.cov)
     kappa = relative_curvature(ev.grad, ev.hess_factor, session.cov_factor)
-    res = MarginsResult(
-        result_dataset(
-            session, labels, coords, ev.estimate, se_delta, kappa, ev.draws, ev.grad, quantity
-        )
+    ds = result_dataset(
+        session, labels, coords, ev.estimate, se_delta, kappa, ev.draws, ev.grad, quantity
     )
+    ds.attrs["comparison"] = comparison
+    if population is not None:
+        ds.attrs["population"] = population
+    res = MarginsResult(ds)
     if not res.delta_trustworthy():
         warn_user(delta_warning_text(res, quantity), DeltaMethodWarning)
     return res

@@ -29,9 +29,9 @@ from .._validate import (
 from ..adapters import ModelAdapter
 from ..adapters._base import check_finite_fit
 from ..engine.design import CounterfactualData, Setting
-from ..engine.evaluate import ELASTICITIES, Evaluated, evaluate_elasticity, evaluate_linear
+from ..engine.evaluate import COMPARISONS, ELASTICITIES, evaluate_linear
 from ..engine.links import IDENTITY_LINK, InverseLink
-from ..engine.scenarios import Scenario, format_value, grid, scenario_label
+from ..engine.scenarios import Scenario, grid, scenario_label
 from ..resampling.bootstrap import REFIT_ROUTES
 from ..resampling.draws import cov_factor, simulate_coefficients
 from ..resampling.problem import BootstrapDraws
@@ -51,6 +51,16 @@ from .arguments import (
 from .assemble import finish
 from .checks import warn_if_not_converged
 from .coefficients import BootstrapSettings, bootstrap_coefficients
+from .comparisons import check_dydx_atexog, check_factor_comparison, compare_margins
+from .elasticities import elasticities
+from .population import Population
+from .requests import (
+    Request,
+    comparison_labels,
+    dydx_request,
+    shift_request,
+    split_comparison,
+)
 
 SCALES = ("linear", "response")
 METHODS = ("simulation", "delta", "bootstrap")
@@ -251,22 +261,27 @@ class Margins:
         ``predict()`` alone is the average prediction over the observed rows; ``by``
         averages within each subgroup of the data's ``by`` column(s) instead.
         """
+        pop = self._population()
         if atexog is None:
             scenarios: list[Scenario] = [{}]
         else:
-            self._cf.check_values("atexog", atexog)
+            pop.cf.check_values("atexog", atexog)
             scenarios = grid(atexog)
         settings = [Setting(tuple(s.items())) for s in scenarios]
         labels = [scenario_label(s) for s in scenarios]
         cols = list(atexog) if atexog else []
         coords = {c: [s[c] for s in scenarios] for c in cols}
-        return self._evaluate(settings, np.eye(len(settings)), labels, coords, "predict", by)
+        W = np.eye(len(settings))
+        return self._evaluate(pop, settings, W, labels, coords, "predict", by)
 
     def dydx(
         self,
         variables: str | Sequence[str],
         by: str | Sequence[str] | None = None,
         slope: str = "dydx",
+        *,
+        atexog: Mapping[str, Any] | None = None,
+        comparison: str = "difference",
     ) -> MarginsResult:
         """Average marginal effects (or elasticities) of one or more variables.
 
@@ -275,6 +290,11 @@ class Margins:
         each level minus the reference level. ``slope`` picks the derivative's form for
         numeric variables: ``"dydx"`` (∂y/∂x), ``"eyex"`` (∂y/∂x·x/y), ``"eydx"``
         (∂y/∂x/y) or ``"dyex"`` (∂y/∂x·x), each averaged over rows.
+
+        ``atexog`` holds other variables at each combination of the given values (the
+        conditional AME of x at each value of a moderator); ``comparison`` compares a
+        factor's levels by ``"ratio"``, ``"lnratio"``, ``"lnor"`` or ``"lift"`` of the two
+        averaged predictions instead of their difference (see :meth:`contrasts`).
         """
         if isinstance(variables, str):
             names = [variables]
@@ -287,42 +307,21 @@ class Margins:
         if not names:
             raise MarginsValueError("variables: give at least one variable name")
         slope = check_choice("slope", slope, ("dydx", *ELASTICITIES))
+        comparison = check_choice("comparison", comparison, COMPARISONS)
+        pop = self._population()
         for name in names:
             check_variable("dydx", name, self._cf.known)
             check_varies(self.adapter, self._cf, name)
+        points = check_dydx_atexog(pop.cf, atexog, names, slope)
+        if comparison != "difference":
+            check_factor_comparison(pop.cf, names, comparison)
         if slope != "dydx":
-            return self._elasticities(names, slope, by)
-        settings: list[Setting] = []
-        rows: list[dict[int, float]] = []
-        labels: list[str] = []
-        terms: list[str] = []
-        for name in names:
-            var = self._cf.variables[name]
-            if var.categorical:
-                assert var.levels is not None
-                ref = var.levels[0]
-                start = len(settings)
-                settings += [Setting(((name, lv),)) for lv in var.levels]
-                for i, lv in enumerate(var.levels[1:], start=1):
-                    rows.append({start + i: 1.0, start: -1.0})
-                    labels.append(f"{name}={format_value(lv)} - {name}={format_value(ref)}")
-                    terms.append(name)
-            else:
-                eps = self._cf.fd_step(name)
-                clip = self._cf.needs_clip(name, eps)
-                j = len(settings)
-                settings += [
-                    Setting(perturb=(name, eps), clip=clip),
-                    Setting(perturb=(name, -eps), clip=clip),
-                ]
-                rows.append({j: 0.5 / eps, j + 1: -0.5 / eps})
-                labels.append(name)
-                terms.append(name)
-        W = np.zeros((len(rows), len(settings)))
-        for r, entries in enumerate(rows):
-            for j, v in entries.items():
-                W[r, j] = v
-        return self._evaluate(settings, W, labels, {"term": terms}, "dydx", by)
+            return elasticities(self, pop, names, slope, by)
+        req = dydx_request(pop.cf, names, points, self._cf)
+        return self._evaluate(
+            pop, req.settings, req.matrix(), req.labels, req.coords, "dydx", by,
+            comparison=comparison, request=req,
+        )
 
     def eyex(
         self, variables: str | Sequence[str], by: str | Sequence[str] | None = None
@@ -342,101 +341,90 @@ class Margins:
         """Average semi-elasticity ∂y/∂x · x; see :meth:`dydx`."""
         return self.dydx(variables, by=by, slope="dyex")
 
-    def _elasticities(
-        self, names: list[str], slope: str, by: str | Sequence[str] | None
-    ) -> MarginsResult:
-        link = self._link()
-        groups, group_coords = row_groups(self.adapter.data, self._weights, by)
-        parts = []
-        for name in names:
-            var = self._cf.variables[name]
-            if var.categorical:
-                raise MarginsValueError(
-                    f"dydx: slope={slope!r} needs a numeric variable, but {name!r} is "
-                    "categorical; use slope='dydx' for its level contrasts"
-                )
-            x = self._cf.frame(Setting())[name].to_numpy(dtype=np.float64)
-            at_mean = self.at_kind == "mean"
-            if at_mean:  # evaluated at the design means, so only the mean must be positive
-                x = np.array([np.average(x, weights=self._weights)])
-            if slope in ("eyex", "dyex") and np.any(x <= 0):
-                raise MarginsValueError(
-                    f"dydx: slope={slope!r} scales by {name!r}, which must be positive in "
-                    f"every row (elasticities are in log x); {int(np.sum(x <= 0))} rows have "
-                    f"{name} <= 0"
-                )
-            if slope in ("eyex", "eydx"):
-                X0, off = self._cf.design(Setting())
-                off = np.zeros(X0.shape[0]) if off is None else off
-                if at_mean:
-                    wn = self._weights / self._weights.sum()
-                    X0, off = (wn @ X0)[None, :], np.array([wn @ off])
-                eta = X0 @ self.adapter.params + off
-                if np.any(link.h(eta) <= 0):
-                    raise MarginsValueError(
-                        f"dydx: slope={slope!r} divides by the prediction, which is <= 0 in "
-                        f"{int(np.sum(link.h(eta) <= 0))} rows on the {self.scale} scale; "
-                        "use slope='dydx' or 'dyex'"
-                    )
-            parts.append(
-                evaluate_elasticity(
-                    self._cf,
-                    name,
-                    slope,
-                    groups,
-                    link,
-                    self.adapter.params,
-                    self.coefficient_draws.to_numpy(),
-                    self.cov_factor,
-                    at_mean,
-                )
-            )
-        ev = Evaluated(
-            np.concatenate([p.estimate for p in parts]),
-            np.concatenate([p.grad for p in parts]),
-            [h for p in parts for h in p.hess_factor],
-            np.concatenate([p.draws for p in parts], axis=1),
-        )
-        return finish(self, ev, names, {"term": names}, group_coords, slope)
-
     def contrasts(
         self,
-        scenarios: Sequence[Mapping[str, Any]],
-        contrasts: pd.DataFrame | np.ndarray | Sequence[Any],
+        scenarios: Sequence[Mapping[str, Any]] | None = None,
+        contrasts: pd.DataFrame | np.ndarray | Sequence[Any] | None = None,
         by: str | Sequence[str] | None = None,
+        *,
+        comparison: str = "difference",
+        shift: Mapping[str, Any] | None = None,
+        scale: Mapping[str, Any] | None = None,
     ) -> MarginsResult:
         """Contrasts θ = W μ between the predictive margins of ``scenarios``.
 
         ``contrasts`` is a weight matrix with one column per scenario (as returned by
         :func:`pairwise`, :func:`reference`, :func:`consecutive`, :func:`all_pairwise`).
+
+        Instead of scenarios, ``shift={"x": 1}`` compares the data with x + 1 in every row
+        to the data as observed (``{"x": "sd"}``: x plus the sample SD of the fit's x), and
+        ``scale={"x": 1.1}`` the data with 1.1·x; each entry is its own contrast.
+
+        ``comparison`` says how the margins a row puts positive weight on (a) compare with
+        those it puts negative weight on (b): ``"difference"`` a − b (any W), ``"ratio"``
+        a/b, ``"lnratio"`` ln(a/b), ``"lnor"`` ln(a/(1−a)) − ln(b/(1−b)), ``"lift"``
+        (a − b)/b, each applied draw by draw, with its chain-rule delta gradient and κ.
         """
-        W, labels = check_contrasts(self._cf, scenarios, contrasts)
+        comparison = check_choice("comparison", comparison, COMPARISONS)
+        pop = self._population()
+        if shift is not None or scale is not None:
+            if scenarios is not None or contrasts is not None:
+                raise MarginsValueError(
+                    "scenarios: give either scenarios and contrasts, or shift=/scale=, not both"
+                )
+            req = shift_request(pop.cf, self._cf, shift, scale)
+            return self._evaluate(
+                pop, req.settings, req.matrix(), req.labels, req.coords, "contrasts", by,
+                comparison=comparison, request=req,
+            )
+        if scenarios is None or contrasts is None:
+            raise MarginsTypeError(
+                "contrasts: give scenarios and a contrasts weight matrix, or shift=/scale="
+            )
+        W, labels = check_contrasts(pop.cf, scenarios, contrasts)
+        req = Request(names=[scenario_label(s) for s in scenarios])
         settings = [Setting(tuple(s.items())) for s in scenarios]
-        return self._evaluate(settings, W, labels, {}, "contrasts", by)
+        return self._evaluate(
+            pop, settings, W, labels, {}, "contrasts", by, comparison=comparison, request=req
+        )
 
     # -- evaluation -----------------------------------------------------------------------
-    def _link(self) -> InverseLink:
+    @property
+    def link(self) -> InverseLink:
+        """The inverse link of the session's scale (identity on the linear scale)."""
         return self.adapter.link if self.scale == "response" else IDENTITY_LINK
+
+    def _population(self) -> Population:
+        return Population(self._cf, self.adapter.data, self._weights)
 
     def _evaluate(
         self,
+        pop: Population,
         settings: list[Setting],
         W: np.ndarray,
         labels: list[str],
         coords: dict[str, list[Any]],
         quantity: str,
         by: str | Sequence[str] | None = None,
+        *,
+        comparison: str = "difference",
+        request: Request | None = None,
     ) -> MarginsResult:
-        groups, group_coords = row_groups(self.adapter.data, self._weights, by)
-        ev = evaluate_linear(
-            self._cf,
-            settings,
-            W,
-            groups,
-            self._link(),
-            self.adapter.params,
-            self.coefficient_draws.to_numpy(),
-            self.cov_factor,
-            self.at_kind == "mean",
-        )
-        return finish(self, ev, labels, coords, group_coords, quantity)
+        groups, group_coords = row_groups(pop.data, pop.weights, by)
+        sources = request.sources if request is not None and request.sources else None
+        draws = self.coefficient_draws.to_numpy()
+        rest = (self.adapter.params, draws, self.cov_factor, self.at_kind == "mean")
+        if comparison == "difference":
+            ev = evaluate_linear(pop.cf, settings, W, groups, self.link, *rest, sources)
+        else:
+            assert request is not None
+            pos, neg = split_comparison(comparison, W)
+            both = evaluate_linear(
+                pop.cf, settings, np.vstack([pos, neg]), groups, self.link, *rest, sources
+            )
+            n = pos.shape[0] * len(groups)
+            a, b = both.rows(slice(0, n)), both.rows(slice(n, None))
+            ev = compare_margins(comparison, a, b, self.cov_factor)
+            suffixes = request.suffixes or [""] * len(labels)
+            labels = comparison_labels(comparison, pos, neg, request.names, suffixes)
+        return finish(self, ev, labels, coords, group_coords, quantity, comparison=comparison)
