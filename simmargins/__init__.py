@@ -20,6 +20,8 @@ from ._errors import (
     SimMarginsError,
 )
 from .engine.scenarios import all_pairwise, consecutive, pairwise, reference
+from .results.combination import combine
+from .results.hypotheses import HypothesisTest
 from .results.plotting import PlotArtists, plot_curve, plot_dist, plot_forest
 from .results.result import MarginsResult, load
 from .session.margins import Margins
@@ -30,6 +32,7 @@ __all__ = [
     "CovarianceWarning",
     "DeltaMethodWarning",
     "FewClustersWarning",
+    "HypothesisTest",
     "Margins",
     "MarginsResult",
     "MarginsTypeError",
@@ -40,6 +43,7 @@ __all__ = [
     "adapters",
     "all_pairwise",
     "classroom_data",
+    "combine",
     "consecutive",
     "load",
     "pairwise",

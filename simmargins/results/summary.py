@@ -157,7 +157,7 @@ def format_summary(res: MarginsResult) -> str:
             "3× Monte-Carlo noise for " + ", ".join(res.untrustworthy_labels()) + "): "
             "report the draws."
         )
-    elif draws_kind == "simulation" and not np.any(kappa > 0):
+    elif draws_kind == "simulation" and np.all(kappa == 0):
         out.append(
             "The delta method is exact here (the quantities are linear in β); any "
             "disagreement is Monte-Carlo noise."
