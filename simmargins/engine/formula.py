@@ -72,6 +72,109 @@ def _names_in(code: str) -> set[str]:
     return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
 
 
+def _columns_in(code: str, columns: set[str]) -> set[str]:
+    """Data columns a factor's expression reads: bare names, and string literals that name a
+    column (patsy's ``Q("my col")``)."""
+    names = _names_in(code)
+    try:
+        tree = ast.parse(code.strip(), mode="eval")
+        names |= {
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        }
+    except SyntaxError:
+        pass
+    return names & columns
+
+
+@dataclass(frozen=True)
+class TermColumns:
+    """One term of the spec: the data columns it reads and the design columns it fills.
+
+    ``variables`` is None when the term reads something no expression names (it is then
+    rebuilt for every scenario); ``categorical`` when every factor is categorical, so that
+    the term's value in a row depends only on that row's levels.
+    """
+
+    key: Any  # the spec's own term object
+    variables: frozenset[str] | None
+    columns: tuple[int, ...]
+    categorical: bool
+
+
+def spec_terms(spec: Any, columns: list[str]) -> list[TermColumns] | None:
+    """The spec's terms with the columns they read and fill; None when the spec cannot be
+    read this way (an unknown engine or factor type), so that callers rebuild in full."""
+    cols = set(columns)
+    out: list[TermColumns] = []
+    try:
+        if _is_patsy(spec):
+            for term in spec.terms:
+                used: set[str] = set()
+                unknown, categorical = False, bool(term.factors)
+                for factor in term.factors:
+                    found = _columns_in(factor.code, cols)
+                    unknown |= not found
+                    used |= found
+                    categorical &= spec.factor_infos[factor].type == "categorical"
+                sl = spec.term_slices[term]
+                out.append(
+                    TermColumns(
+                        term,
+                        None if unknown else frozenset(used),
+                        tuple(range(sl.start, sl.stop)),
+                        categorical,
+                    )
+                )
+        elif type(spec).__module__.startswith("formulaic"):
+            states = {str(e): s for e, s in spec.encoder_state.items()}
+            for term in spec.terms:
+                used, unknown, categorical = set(), False, bool(term.factors)
+                for factor in term.factors:
+                    expr = str(factor.expr)
+                    if expr == "1":  # the intercept
+                        categorical = False
+                        continue
+                    found = _columns_in(expr, cols)
+                    unknown |= not found
+                    used |= found
+                    kind = states.get(expr, (None, None))[0]
+                    categorical &= str(getattr(kind, "value", kind)) == "categorical"
+                out.append(
+                    TermColumns(
+                        term,
+                        None if unknown else frozenset(used),
+                        tuple(int(i) for i in spec.term_indices[term]),
+                        categorical,
+                    )
+                )
+        else:
+            return None
+    except (AttributeError, KeyError, TypeError):
+        return None
+    filled = sorted(i for t in out for i in t.columns)
+    if filled != list(range(len(spec_column_names(spec)))):
+        return None  # the terms do not tile the design: rebuild in full
+    return out
+
+
+def term_columns(spec: Any, terms: list[TermColumns], frame: pd.DataFrame) -> np.ndarray:
+    """The design columns of ``terms`` on ``frame`` through the fit's spec, restricted to
+    those terms (fit-time state, codings and levels kept), in the order of their columns
+    concatenated. Equal to the same columns of a full rebuild."""
+    keys = [t.key for t in terms]
+    sub = spec.subset(keys)
+    mat = build_design(sub, frame)
+    where = sub.term_slices if _is_patsy(sub) else sub.term_indices
+    picks: list[int] = []
+    for t in terms:
+        sub_cols = where[t.key]
+        idx = range(sub_cols.start, sub_cols.stop) if isinstance(sub_cols, slice) else sub_cols
+        picks.extend(int(i) for i in idx)
+    return mat[:, picks]
+
+
 def _factors(spec: Any) -> list[tuple[str, bool, tuple[Any, ...] | None]]:
     """(expression, is_categorical, categories) for every factor of the spec."""
     out: list[tuple[str, bool, tuple[Any, ...] | None]] = []
