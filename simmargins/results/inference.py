@@ -45,16 +45,27 @@ class _Route:
 
 
 class _WaldRoute(_Route):
-    """estimate ± z·SE with z = −Φ⁻¹(a): the delta method, or the draws' ``"normal"`` kind."""
+    """estimate ± z·SE with z = −Φ⁻¹(a): the delta method, or the draws' ``"normal"`` kind.
 
-    def __init__(self, estimate: np.ndarray, se: np.ndarray) -> None:
+    With ``df`` (one per label; ``inf`` for normal theory) the quantile is Student's t,
+    z = −t_df⁻¹(a): small-sample (Satterthwaite, Kenward–Roger) intervals and p-values.
+    """
+
+    def __init__(self, estimate: np.ndarray, se: np.ndarray, df: np.ndarray | None = None) -> None:
         self.est = np.asarray(estimate, dtype=float)
         self.se = np.asarray(se, dtype=float)
         self.size = self.est.size
+        self.df = (
+            None if df is None else np.broadcast_to(np.asarray(df, dtype=float), self.est.shape)
+        )
 
     def interval(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(invalid="ignore", over="ignore"):
             z = -special.ndtri(a)
+            if self.df is not None:  # t where df is finite (stdtrit is inexact far out at
+                # inf df, and gives +inf, not −inf, at a = 0)
+                t = np.where(a > 0, -special.stdtrit(self.df, a), np.inf)
+                z = np.where(np.isinf(self.df), z, t)
             half = np.where(self.se > 0, z * self.se, np.where(self.se == 0, 0.0, np.nan))
         return self.est - half, self.est + half
 

@@ -99,6 +99,15 @@ class MarginsResult(ResultAlgebra):
         return self.draws.std(dim="draw", ddof=1).to_numpy()
 
     @property
+    def df(self) -> np.ndarray | None:
+        """Small-sample degrees of freedom per label (the Dataset's ``df``), or None.
+
+        When present the delta route's intervals and p-values use Student's t with these
+        df (Satterthwaite or Kenward–Roger for linear mixed models; ``attrs["df_method"]``).
+        """
+        return self._ds["df"].to_numpy() if "df" in self._ds else None
+
+    @property
     def kappa(self) -> np.ndarray:
         return self._ds["kappa"].to_numpy()
 
@@ -201,7 +210,7 @@ class MarginsResult(ResultAlgebra):
         cache: dict[tuple[str, str], _Route] = self.__dict__.setdefault("_routes", {})
         if key not in cache:
             if kind == "wald":
-                cache[key] = _WaldRoute(self.estimate, self.delta_std_err)
+                cache[key] = _WaldRoute(self.estimate, self.delta_std_err, self.df)
             elif kind == "normal":
                 cache[key] = _WaldRoute(self.estimate, self.draws_std_err)
             else:
@@ -346,7 +355,11 @@ class MarginsResult(ResultAlgebra):
             ci_level = 1.0 - alpha
         elif ci_kind == "none":
             ci_level = float("nan")
-        return _describe(how, kind, adj, ci_kind, ci_level)
+        out = _describe(how, kind, adj, ci_kind, ci_level)
+        if how == "delta" and self.df is not None and adj != "sup-t":
+            method = self._ds.attrs.get("df_method", "small-sample")
+            out["p_value"] = out["p_value"].replace("normal theory", f"t with {method} df")
+        return out
 
     def adjust(self, method: str = "holm") -> MarginsResult:
         """The same result with p-values — and intervals — adjusted for multiple comparisons.
@@ -394,6 +407,8 @@ class MarginsResult(ResultAlgebra):
             kappa=self.kappa,
             disagreement=self.disagreement,
         )
+        if self.df is not None:
+            data["df"] = self.df
         frame = pd.DataFrame(data)
         frame.attrs.update(self.inference())
         return frame
