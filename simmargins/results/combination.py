@@ -182,6 +182,7 @@ def _term(weight: float, label: str, first: bool) -> str:
 def describe_row(row: np.ndarray, labels: list[str]) -> str:
     """``a − b``, ``0.5·a + 0.5·b``: a row of weights over labels in words."""
     terms = [(w, lab) for w, lab in zip(row, labels, strict=True) if w != 0]
+    terms.sort(key=lambda t: t[0] < 0)  # positive weights first: "a − b", not "−b + a"
     if not terms:
         return "0"
     return " ".join(_term(float(w), lab, i == 0) for i, (w, lab) in enumerate(terms))
