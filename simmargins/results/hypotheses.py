@@ -196,9 +196,9 @@ def _mahalanobis(x: np.ndarray, inv: np.ndarray) -> np.ndarray:
     return np.einsum("...i,ij,...j->...", x, inv, x)
 
 
-def _route(kind: str, est: np.ndarray, draws: np.ndarray, se: np.ndarray) -> _Route:
+def _route(kind: str, est: np.ndarray, draws: np.ndarray, se: np.ndarray, df: Any = None) -> _Route:
     if kind == "wald":
-        return _WaldRoute(est, se)
+        return _WaldRoute(est, se, df)
     if kind == "normal":
         return _WaldRoute(est, draws.std(axis=0, ddof=1))
     return _PercentileRoute(2.0 * est - draws if kind == "basic" else draws)
@@ -318,12 +318,13 @@ def hypothesis_test(
     draws = comb.draws.transpose("draw", "label").to_numpy()
     interval = res.interval
     eq = [f"{h} = {v:g}" for h, v in zip(comb.labels, r, strict=True)]
+    df_rows = _row_df(res, R)
     if equivalence is not None:
         lo, hi = _bounds(equivalence)
         sides: dict[str, np.ndarray] = {}
         row_p = {}
         for name, k in (("delta", "wald"), ("draws", interval)):
-            p_lo, p_hi = _one_sided(_route(k, est, draws, se), lo, hi)
+            p_lo, p_hi = _one_sided(_route(k, est, draws, se, df_rows), lo, hi)
             sides[f"p_lower_{name}"], sides[f"p_upper_{name}"] = p_lo, p_hi
             row_p[name] = np.maximum(p_lo, p_hi)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -336,7 +337,7 @@ def hypothesis_test(
             draws_statistic=float("nan"), row_p_delta=row_p["delta"],
             row_p_draws=row_p["draws"], bounds=(lo, hi), one_sided=sides,
         )  # fmt: skip
-    row_p_delta = _route("wald", est - r, draws - r, se).p()
+    row_p_delta = _route("wald", est - r, draws - r, se, df_rows).p()
     row_p_draws = _route(interval, est - r, draws - r, se).p()
     d = est - r
     if len(est) == 1:
@@ -357,6 +358,17 @@ def hypothesis_test(
         interval=interval, statistic=stat, df=df, p_delta=p_delta, p_draws=p_draws,
         draws_statistic=dstat, row_p_delta=row_p_delta, row_p_draws=row_p_draws,
     )  # fmt: skip
+
+
+def _row_df(res: MarginsResult, R: np.ndarray) -> np.ndarray | None:
+    """Small-sample df of each restriction for the delta route: a restriction on one
+    quantity keeps that quantity's df (as its table row does); a combination of several
+    has none known here, so normal theory (inf). None when the result has no df."""
+    df = res.df
+    if df is None:
+        return None
+    single = np.count_nonzero(R, axis=1) == 1
+    return np.where(single, df[np.argmax(R != 0, axis=1)], np.inf)
 
 
 def _joint_draws(

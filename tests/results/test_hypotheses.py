@@ -320,3 +320,22 @@ def test_summary_says_what_each_route_computed(lin):
     eq = res.test("x", equivalence=(0.3, 0.7)).summary()
     assert "equivalence (TOST): 0.3 < Rθ < 0.7" in eq and "level 1 − 2α" in eq
     assert stats.chi2.sf(1.0, 1) > 0  # scipy present for the χ² route
+
+
+def test_single_quantity_restrictions_keep_the_results_small_sample_df(lin):
+    """With a ``df`` variable (Satterthwaite/Kenward–Roger), a restriction on one quantity
+    is tested with t as its table row is; combinations of several use normal theory."""
+    _, _, _, res = lin
+    ds = res.to_dataset()
+    ds["df"] = ("label", np.array([8.0, 12.0, 20.0, 30.0, 30.0]))
+    small = MarginsResult(ds)
+    t = small.test("x")
+    assert t.p_delta == pytest.approx(small.p_value(method="delta")[0], rel=1e-12)
+    assert t.p_delta > res.test("x", value=0.0).p_delta  # t tails are heavier
+    lo, hi = 0.3, 0.7
+    eq = small.test("x", equivalence=(lo, hi))
+    for alpha in (0.05, 0.1):
+        ci = small.conf_int(level=1 - 2 * alpha, method="delta")[0]
+        assert (eq.p_delta < alpha) == bool(lo < ci[0] and ci[1] < hi)
+    both = small.test("x", "z", equal=True)
+    assert both.p_delta == pytest.approx(res.test("x", "z", equal=True).p_delta, rel=1e-12)
