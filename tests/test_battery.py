@@ -187,9 +187,9 @@ CASES = [
     ),
     Case(
         "at unknown",
-        lambda f: Margins(smf.ols("y ~ x", f["df"]).fit(), at="median"),
+        lambda f: Margins(smf.ols("y ~ x", f["df"]).fit(), at="modal"),
         MarginsValueError,
-        "at: got 'median'",
+        "at: got 'modal'",
     ),
     Case(
         "at misspelt var",

@@ -16,8 +16,9 @@ from ..adapters import ModelAdapter, adapter_for
 from ..engine.design import CounterfactualData
 from ..engine.scenarios import format_value, scenario_label
 from .checks import fit_weight_kinds
+from .population import at_medians, resolve_at
 
-AT_KINDS = ("overall", "mean")
+AT_KINDS = ("overall", "mean", "median", "balanced")
 
 
 def check_n_jobs(n_jobs: Any) -> int | None:
@@ -53,21 +54,25 @@ def check_fraction(arg: str, frac: Any) -> float:
     return float(frac)
 
 
-def check_at(cf: CounterfactualData, at: Any) -> tuple[str, dict[str, Any]]:
-    """``at``: "overall", "mean", or a dict of single values fixed for all rows."""
+def check_at(cf: CounterfactualData, at: Any, weights: np.ndarray) -> tuple[str, dict[str, Any]]:
+    """``at``: "overall", "mean", "median", "balanced", or a dict of single values fixed for
+    all rows (summary strings "mean", "median", "mode" computed from the fit's rows)."""
     if isinstance(at, str):
-        return check_choice("at", at, AT_KINDS), {}
+        kind = check_choice("at", at, AT_KINDS)
+        return kind, at_medians(cf, weights) if kind == "median" else {}
     if isinstance(at, Mapping):
-        cf.check_values("at", at)
         for k, v in at.items():
             if not (isinstance(v, (str, bytes)) or np.ndim(v) == 0):
                 raise MarginsValueError(
                     f"at: {k!r} must be a single value (fixed for all rows), got {v!r}; "
                     "use predict(atexog=...) for a grid"
                 )
-        return "dict", dict(at)
+        resolved = resolve_at(cf, weights, at)
+        cf.check_values("at", resolved)
+        return "dict", resolved
     raise MarginsTypeError(
-        f"at: expected 'overall', 'mean' or a dict of {{variable: value}}, got {at!r}"
+        "at: expected 'overall', 'mean' or a dict of {variable: value} (or 'median', "
+        f"'balanced'), got {at!r}"
     )
 
 

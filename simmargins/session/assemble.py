@@ -41,6 +41,11 @@ def _fingerprint(frame: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
+def _at_text(values: dict[str, Any]) -> str:
+    """The values ``at`` fixes, numpy scalars shown as plain numbers."""
+    return repr({k: v.item() if isinstance(v, np.generic) else v for k, v in values.items()})
+
+
 def finish(
     session: Margins,
     ev: Evaluated,
@@ -141,7 +146,7 @@ def result_dataset(
             "seed": seed_attr(session.seed),
             "n_sims": session.n_sims if session.method != "bootstrap" else 0,
             "scale": session.scale,
-            "at": session.at if isinstance(session.at, str) else repr(dict(session.at)),
+            "at": session.at if isinstance(session.at, str) else _at_text(session.at_values),
             "weights": session.weights_source,
             "quantity": quantity,
             "nobs": len(ad.data),

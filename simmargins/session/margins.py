@@ -53,7 +53,7 @@ from .checks import warn_if_not_converged
 from .coefficients import BootstrapSettings, bootstrap_coefficients
 from .comparisons import check_dydx_atexog, check_factor_comparison, compare_margins
 from .elasticities import elasticities
-from .population import Population
+from .population import Population, balanced_grid
 from .requests import (
     Request,
     comparison_labels,
@@ -79,9 +79,14 @@ class Margins:
         warns (``ConvergenceWarning``).
     scale : {"linear", "response"}
         ``"linear"``: the linear predictor X·β (+offset); ``"response"``: h(X·β + offset).
-    at : {"overall", "mean"} or dict
+    at : {"overall", "mean", "median", "balanced"} or dict
         Where the other covariates sit: each observed row then average (``"overall"``),
-        the design's column means (``"mean"``), or values fixed for all rows (a dict).
+        the design's column means (``"mean"``), every variable at its median and every
+        factor at its mode, offset and exposure too (``"median"``), emmeans' reference
+        grid (``"balanced"``: each combination of the factors' levels once, with equal
+        weight, numeric covariates, offset and exposure at their means), or values fixed
+        for all rows (a dict; ``"mean"``, ``"median"`` or ``"mode"`` as a value take that
+        summary of the variable over the fit's rows).
     method : {"simulation", "delta", "bootstrap"}
         Which inference is the headline: draws from N(β̂, V̂), the delta method, or
         bootstrap refits. The delta method is always computed alongside.
@@ -180,10 +185,11 @@ class Margins:
         self._cf = CounterfactualData(
             self.adapter.data, self.adapter.variables, self.adapter.design, self.adapter.offset
         )
-        self.at_kind, base = check_at(self._cf, at)
+        self._weights, self.weights_source = check_weights(self.adapter, weights)
+        self.at_kind, base = check_at(self._cf, at, self._weights)
         self._cf.base_values = base
         self.at = at
-        self._weights, self.weights_source = check_weights(self.adapter, weights)
+        self._grid = balanced_grid(self._cf, self._weights) if at == "balanced" else None
         self.cluster = check_cluster(self.adapter, cluster)
         self._coef_draws: xr.DataArray | None = None
         self._factor: np.ndarray | None = None
@@ -249,6 +255,11 @@ class Margins:
         if self._factor is None:
             self._factor = cov_factor(self.adapter.cov)
         return self._factor
+
+    @property
+    def at_values(self) -> dict[str, Any]:
+        """The values ``at`` fixes for every row, summaries resolved (``{}``: none)."""
+        return dict(self._cf.base_values)
 
     # -- verbs ------------------------------------------------------------------------------
     def predict(
@@ -395,6 +406,9 @@ class Margins:
         return self.adapter.link if self.scale == "response" else IDENTITY_LINK
 
     def _population(self) -> Population:
+        if self._grid is not None:  # at="balanced": each cell of the factor grid once
+            n = len(self._grid.data)
+            return Population(self._grid, self._grid.data, np.ones(n), f"{n} cells")
         return Population(self._cf, self.adapter.data, self._weights)
 
     def _evaluate(

@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..engine.design import CounterfactualData
+from .._errors import MarginsValueError
+from ..engine.design import OFFSET_SETTINGS, CounterfactualData
+from ..engine.scenarios import format_value
 
 
 @dataclass
@@ -19,3 +24,114 @@ class Population:
     data: pd.DataFrame
     weights: np.ndarray
     source: str | None = None  # None: the fit's own rows
+
+
+# -- where the covariates sit: summaries for at="median", at={"z": "mean"}, at="balanced" -----
+NUMERIC_SUMMARIES = ("mean", "median", "mode")
+
+
+def weighted_median(x: np.ndarray, w: np.ndarray) -> float:
+    """The value where the cumulative weight crosses one half (the two middle values'
+    midpoint on a tie, so equal weights give numpy's median)."""
+    order = np.argsort(x, kind="stable")
+    xs, cw = x[order], np.cumsum(w[order]) / w.sum()
+    i = int(np.searchsorted(cw, 0.5 - 1e-12))
+    if abs(cw[i] - 0.5) <= 1e-12 and i + 1 < xs.size:
+        return float(0.5 * (xs[i] + xs[i + 1]))
+    return float(xs[i])
+
+
+def weighted_mode(values: pd.Series, w: np.ndarray, order: Sequence[Any] | None = None) -> Any:
+    """The value carrying the most weight; ties go to the first in ``order`` (the levels)."""
+    totals = pd.Series(w, index=values.index).groupby(values.to_numpy(), sort=True).sum()
+    best = totals.max()
+    candidates = [v for v, t in totals.items() if t == best]
+    if order is not None:
+        keys = {format_value(c) for c in candidates}
+        for lv in order:
+            if format_value(lv) in keys:
+                return lv
+    return candidates[0]
+
+
+def summary_value(
+    cf: CounterfactualData, weights: np.ndarray, name: str, how: str, arg: str = "at"
+) -> Any:
+    """``how`` ("mean", "median" or "mode") of ``name`` over the fit's rows."""
+    var = cf.variables[name]
+    col = cf.data[name]
+    if var.categorical:
+        if how != "mode":
+            raise MarginsValueError(
+                f"{arg}: {how!r} summarises numeric variables and {name!r} is categorical; "
+                "use 'mode' or one of its levels"
+            )
+        return weighted_mode(col, weights, var.levels)
+    x = col.to_numpy(dtype=np.float64)
+    if how == "mean":
+        return float(np.average(x, weights=weights))
+    if how == "median":
+        return weighted_median(x, weights)
+    return float(weighted_mode(pd.Series(x), weights))
+
+
+def resolve_at(
+    cf: CounterfactualData, weights: np.ndarray, at: Mapping[str, Any]
+) -> dict[str, Any]:
+    """An ``at`` dict with its summary strings ("mean", "median", "mode") replaced by
+    values computed from the fit's rows; a categorical variable's levels stay levels."""
+    out: dict[str, Any] = {}
+    for name, value in at.items():
+        var = cf.variables.get(name) if isinstance(name, str) else None
+        is_level = (
+            var is not None
+            and var.categorical
+            and format_value(value) in {format_value(lv) for lv in var.levels or ()}
+        )
+        if var is not None and isinstance(value, str) and not is_level:
+            if value in NUMERIC_SUMMARIES:
+                value = summary_value(cf, weights, name, value)
+            elif not var.categorical:  # a factor's unknown level is reported by check_values
+                raise MarginsValueError(
+                    f"at: {value!r} for {name!r} is neither a number nor one of the "
+                    "summaries " + ", ".join(repr(s) for s in NUMERIC_SUMMARIES)
+                )
+        out[name] = value
+    return out
+
+
+def at_medians(cf: CounterfactualData, weights: np.ndarray) -> dict[str, Any]:
+    """Every model variable at its median (factors at their mode), the offset and
+    exposure too, as Stata's ``margins, at((median) _all)``."""
+    out = {
+        name: summary_value(cf, weights, name, "mode" if var.categorical else "median")
+        for name, var in cf.variables.items()
+    }
+    for key in cf.offset_keys or ():
+        out[key] = weighted_median(cf.data[OFFSET_SETTINGS[key]].to_numpy(np.float64), weights)
+    return out
+
+
+def balanced_grid(cf: CounterfactualData, weights: np.ndarray) -> CounterfactualData:
+    """emmeans' reference grid: every combination of the factors' levels, each once, with
+    the numeric covariates (and the offset, the exposure) at their means."""
+    factors = [n for n, v in cf.variables.items() if v.categorical]
+    levels = [list(cf.variables[n].levels or ()) for n in factors]
+    cells = list(itertools.product(*levels)) if factors else [()]
+    grid = pd.DataFrame(index=pd.RangeIndex(len(cells)))
+    for i, name in enumerate(factors):
+        col = cf.data[name]
+        values = [c[i] for c in cells]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            grid[name] = pd.Categorical(values, categories=col.cat.categories)
+        else:
+            grid[name] = pd.Series(values, dtype=col.dtype if col.dtype == bool else object)
+    for name, var in cf.variables.items():
+        if not var.categorical:
+            grid[name] = summary_value(cf, weights, name, "mean")
+    for key in cf.offset_keys or ():
+        column = OFFSET_SETTINGS[key]
+        grid[column] = float(np.average(cf.data[column].to_numpy(np.float64), weights=weights))
+    return CounterfactualData(
+        grid, cf.variables, cf.design_fn, cf.offset_fn, offset_keys=cf.offset_keys
+    )
