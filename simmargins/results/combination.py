@@ -56,6 +56,14 @@ class Stack:
     std_err: np.ndarray  # delta SEs (n,)
     kappa: np.ndarray  # (n,)
     base: xr.Dataset  # the first result's Dataset: V̂, draw coordinates, provenance
+    # the results' class: combinations are built as one without this module importing
+    # result.py, which imports the algebra that calls in here (no import cycle)
+    make: Callable[[xr.Dataset], MarginsResult]
+
+
+def is_result(x: Any) -> bool:
+    """Whether ``x`` is a result (duck-typed: its Dataset and labels), for the same reason."""
+    return hasattr(x, "to_dataset") and hasattr(x, "labels") and hasattr(x, "_ds")
 
 
 def _differences(a: xr.Dataset, b: xr.Dataset) -> list[str]:
@@ -111,12 +119,10 @@ def check_same_draws(datasets: Sequence[xr.Dataset], arg: str) -> None:
 
 def as_stack(results: Sequence[MarginsResult], arg: str) -> Stack:
     """The results' quantities side by side, after checking they share coefficient draws."""
-    from .result import MarginsResult
-
     if not results:
         raise MarginsValueError(f"{arg}: expected at least one result, got none")
     for r in results:
-        if not isinstance(r, MarginsResult):
+        if not is_result(r):
             raise MarginsTypeError(f"{arg}: expected MarginsResult objects, got {type(r).__name__}")
     datasets = [r._ds for r in results]
     check_same_draws(datasets, arg)
@@ -128,6 +134,7 @@ def as_stack(results: Sequence[MarginsResult], arg: str) -> Stack:
         std_err=np.concatenate([r.delta_std_err for r in results]),
         kappa=np.concatenate([r.kappa for r in results]),
         base=datasets[0],
+        make=type(results[0]),
     )
 
 
@@ -141,8 +148,6 @@ def _result(
     labels: list[str],
     description: str,
 ) -> MarginsResult:
-    from .result import MarginsResult
-
     base = st.base
     V = base["coef_cov"].to_numpy()
     se = np.sqrt(np.clip(np.einsum("ik,kl,il->i", gradient, V, gradient), 0, None))
@@ -167,7 +172,7 @@ def _result(
         },
         attrs=attrs,
     )
-    return MarginsResult(ds)
+    return st.make(ds)
 
 
 def _term(weight: float, label: str, first: bool) -> str:
@@ -291,10 +296,8 @@ def _names(labels: Sequence[str] | None, m: int, fname: str) -> list[str]:
 
 def arithmetic(a: Any, b: Any, op: str) -> MarginsResult:
     """``a ± b`` of two results (row by row, a one-row result broadcast), or ``c·a``."""
-    from .result import MarginsResult
-
     if op == "*":
-        res, c = (a, b) if isinstance(a, MarginsResult) else (b, a)
+        res, c = (a, b) if is_result(a) else (b, a)
         if isinstance(c, bool) or not isinstance(c, (int, float, np.integer, np.floating)):
             raise MarginsTypeError(
                 f"a result can be multiplied by a number only, got {type(c).__name__}"
@@ -303,7 +306,7 @@ def arithmetic(a: Any, b: Any, op: str) -> MarginsResult:
         R = float(c) * np.eye(len(st.labels))
         names = [describe_row(row, st.labels) for row in R] if c != 1 else st.labels
         return linear(st, R, names)
-    if not isinstance(b, MarginsResult):
+    if not is_result(b):
         raise MarginsTypeError(
             f"results combine with results (or a number by *), got {type(b).__name__}"
         )
