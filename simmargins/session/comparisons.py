@@ -3,15 +3,23 @@ its domain checked at the estimate and in every draw."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._errors import MarginsValueError
-from ..engine.design import CounterfactualData
-from ..engine.evaluate import Evaluated, compare, comparison_domain_error
+from ..engine.design import CounterfactualData, Setting
+from ..engine.evaluate import Evaluated, compare, comparison_domain_error, evaluate_linear
 from ..engine.scenarios import Scenario, grid
+from ..results.result import MarginsResult
+from .arguments import row_groups
+from .assemble import finish
+from .population import Population
+from .requests import Request, comparison_labels, split_comparison
+
+if TYPE_CHECKING:
+    from .margins import Margins
 
 
 def check_dydx_atexog(
@@ -65,3 +73,40 @@ def compare_margins(kind: str, a: Evaluated, b: Evaluated, factor: np.ndarray) -
             "scale='response' or comparison='difference'"
         )
     return compare(kind, a, b, factor)
+
+
+def evaluate(
+    session: Margins,
+    pop: Population,
+    settings: list[Setting],
+    W: np.ndarray,
+    labels: list[str],
+    coords: dict[str, list[Any]],
+    quantity: str,
+    by: str | Sequence[str] | None = None,
+    *,
+    comparison: str = "difference",
+    request: Request | None = None,
+) -> MarginsResult:
+    """θ = W μ (or a comparison of two margins per row of W) over ``pop``'s rows."""
+    groups, group_coords = row_groups(pop.data, pop.weights, by)
+    sources = request.sources if request is not None and request.sources else None
+    draws = session.coefficient_draws.to_numpy()
+    rest = (session.adapter.params, draws, session.cov_factor, session.at_kind == "mean")
+    if comparison == "difference":
+        ev = evaluate_linear(pop.cf, settings, W, groups, session.link, *rest, sources)
+    else:
+        assert request is not None
+        pos, neg = split_comparison(comparison, W)
+        both = evaluate_linear(
+            pop.cf, settings, np.vstack([pos, neg]), groups, session.link, *rest, sources
+        )
+        n = pos.shape[0] * len(groups)
+        a, b = both.rows(slice(0, n)), both.rows(slice(n, None))
+        ev = compare_margins(comparison, a, b, session.cov_factor)
+        suffixes = request.suffixes or [""] * len(labels)
+        labels = comparison_labels(comparison, pos, neg, request.names, suffixes)
+    return finish(
+        session, ev, labels, coords, group_coords, quantity, comparison=comparison,
+        population=pop.source,
+    )

@@ -29,7 +29,7 @@ from .._validate import (
 from ..adapters import ModelAdapter
 from ..adapters._base import check_finite_fit
 from ..engine.design import CounterfactualData, Setting
-from ..engine.evaluate import COMPARISONS, ELASTICITIES, evaluate_linear
+from ..engine.evaluate import COMPARISONS, ELASTICITIES
 from ..engine.links import IDENTITY_LINK, InverseLink
 from ..engine.scenarios import Scenario, grid, scenario_label
 from ..resampling.bootstrap import REFIT_ROUTES
@@ -46,21 +46,13 @@ from .arguments import (
     check_n_jobs,
     check_varies,
     check_weights,
-    row_groups,
 )
-from .assemble import finish
 from .checks import warn_if_not_converged
 from .coefficients import BootstrapSettings, bootstrap_coefficients
-from .comparisons import check_dydx_atexog, check_factor_comparison, compare_margins
+from .comparisons import check_dydx_atexog, check_factor_comparison, evaluate
 from .elasticities import elasticities
-from .population import Population, balanced_grid
-from .requests import (
-    Request,
-    comparison_labels,
-    dydx_request,
-    shift_request,
-    split_comparison,
-)
+from .population import Population, balanced_grid, population_from_frame
+from .requests import Request, dydx_request, shift_request
 
 SCALES = ("linear", "response")
 METHODS = ("simulation", "delta", "bootstrap")
@@ -266,13 +258,22 @@ class Margins:
         self,
         atexog: Mapping[str, Any] | None = None,
         by: str | Sequence[str] | None = None,
+        *,
+        newdata: pd.DataFrame | None = None,
+        weights: str | Sequence[float] | np.ndarray | None = None,
     ) -> MarginsResult:
         """Predictive margins, one per combination of the values in ``atexog``.
 
         ``predict()`` alone is the average prediction over the observed rows; ``by``
         averages within each subgroup of the data's ``by`` column(s) instead.
+
+        Every verb takes ``newdata=``: a population frame to average over instead of the
+        fit's rows (post-stratification), with ``weights=`` a column of it or one number
+        per row. Its columns are checked against the fit's formula (missing columns,
+        unseen levels, wrong types); a model fitted with an offset or exposure needs an
+        ``offset`` / ``exposure`` column unless ``at`` fixes it.
         """
-        pop = self._population()
+        pop = self._population(newdata, weights)
         if atexog is None:
             scenarios: list[Scenario] = [{}]
         else:
@@ -283,7 +284,7 @@ class Margins:
         cols = list(atexog) if atexog else []
         coords = {c: [s[c] for s in scenarios] for c in cols}
         W = np.eye(len(settings))
-        return self._evaluate(pop, settings, W, labels, coords, "predict", by)
+        return evaluate(self, pop, settings, W, labels, coords, "predict", by)
 
     def dydx(
         self,
@@ -293,6 +294,8 @@ class Margins:
         *,
         atexog: Mapping[str, Any] | None = None,
         comparison: str = "difference",
+        newdata: pd.DataFrame | None = None,
+        weights: str | Sequence[float] | np.ndarray | None = None,
     ) -> MarginsResult:
         """Average marginal effects (or elasticities) of one or more variables.
 
@@ -305,7 +308,8 @@ class Margins:
         ``atexog`` holds other variables at each combination of the given values (the
         conditional AME of x at each value of a moderator); ``comparison`` compares a
         factor's levels by ``"ratio"``, ``"lnratio"``, ``"lnor"`` or ``"lift"`` of the two
-        averaged predictions instead of their difference (see :meth:`contrasts`).
+        averaged predictions instead of their difference (see :meth:`contrasts`);
+        ``newdata`` and ``weights`` as in :meth:`predict`.
         """
         if isinstance(variables, str):
             names = [variables]
@@ -319,38 +323,38 @@ class Margins:
             raise MarginsValueError("variables: give at least one variable name")
         slope = check_choice("slope", slope, ("dydx", *ELASTICITIES))
         comparison = check_choice("comparison", comparison, COMPARISONS)
-        pop = self._population()
         for name in names:
             check_variable("dydx", name, self._cf.known)
             check_varies(self.adapter, self._cf, name)
+        pop = self._population(newdata, weights)
         points = check_dydx_atexog(pop.cf, atexog, names, slope)
         if comparison != "difference":
             check_factor_comparison(pop.cf, names, comparison)
         if slope != "dydx":
             return elasticities(self, pop, names, slope, by)
         req = dydx_request(pop.cf, names, points, self._cf)
-        return self._evaluate(
+        return evaluate(self,
             pop, req.settings, req.matrix(), req.labels, req.coords, "dydx", by,
             comparison=comparison, request=req,
         )
 
     def eyex(
-        self, variables: str | Sequence[str], by: str | Sequence[str] | None = None
+        self, variables: str | Sequence[str], by: str | Sequence[str] | None = None, **kw: Any
     ) -> MarginsResult:
         """Average elasticity ∂y/∂x · x/y; see :meth:`dydx`."""
-        return self.dydx(variables, by=by, slope="eyex")
+        return self.dydx(variables, by=by, slope="eyex", **kw)
 
     def eydx(
-        self, variables: str | Sequence[str], by: str | Sequence[str] | None = None
+        self, variables: str | Sequence[str], by: str | Sequence[str] | None = None, **kw: Any
     ) -> MarginsResult:
         """Average semi-elasticity ∂y/∂x / y; see :meth:`dydx`."""
-        return self.dydx(variables, by=by, slope="eydx")
+        return self.dydx(variables, by=by, slope="eydx", **kw)
 
     def dyex(
-        self, variables: str | Sequence[str], by: str | Sequence[str] | None = None
+        self, variables: str | Sequence[str], by: str | Sequence[str] | None = None, **kw: Any
     ) -> MarginsResult:
         """Average semi-elasticity ∂y/∂x · x; see :meth:`dydx`."""
-        return self.dydx(variables, by=by, slope="dyex")
+        return self.dydx(variables, by=by, slope="dyex", **kw)
 
     def contrasts(
         self,
@@ -361,6 +365,8 @@ class Margins:
         comparison: str = "difference",
         shift: Mapping[str, Any] | None = None,
         scale: Mapping[str, Any] | None = None,
+        newdata: pd.DataFrame | None = None,
+        weights: str | Sequence[float] | np.ndarray | None = None,
     ) -> MarginsResult:
         """Contrasts θ = W μ between the predictive margins of ``scenarios``.
 
@@ -375,16 +381,17 @@ class Margins:
         those it puts negative weight on (b): ``"difference"`` a − b (any W), ``"ratio"``
         a/b, ``"lnratio"`` ln(a/b), ``"lnor"`` ln(a/(1−a)) − ln(b/(1−b)), ``"lift"``
         (a − b)/b, each applied draw by draw, with its chain-rule delta gradient and κ.
+        ``newdata`` and ``weights`` as in :meth:`predict`.
         """
         comparison = check_choice("comparison", comparison, COMPARISONS)
-        pop = self._population()
+        pop = self._population(newdata, weights)
         if shift is not None or scale is not None:
             if scenarios is not None or contrasts is not None:
                 raise MarginsValueError(
                     "scenarios: give either scenarios and contrasts, or shift=/scale=, not both"
                 )
             req = shift_request(pop.cf, self._cf, shift, scale)
-            return self._evaluate(
+            return evaluate(self,
                 pop, req.settings, req.matrix(), req.labels, req.coords, "contrasts", by,
                 comparison=comparison, request=req,
             )
@@ -395,7 +402,7 @@ class Margins:
         W, labels = check_contrasts(pop.cf, scenarios, contrasts)
         req = Request(names=[scenario_label(s) for s in scenarios])
         settings = [Setting(tuple(s.items())) for s in scenarios]
-        return self._evaluate(
+        return evaluate(self,
             pop, settings, W, labels, {}, "contrasts", by, comparison=comparison, request=req
         )
 
@@ -405,40 +412,15 @@ class Margins:
         """The inverse link of the session's scale (identity on the linear scale)."""
         return self.adapter.link if self.scale == "response" else IDENTITY_LINK
 
-    def _population(self) -> Population:
+    def _population(self, newdata: Any = None, weights: Any = None) -> Population:
+        if newdata is not None:
+            return population_from_frame(self._cf, newdata, weights, self.at_kind)
+        if weights is not None:
+            raise MarginsValueError(
+                "weights: a verb's weights= names a column of newdata=; weights for the "
+                "fit's own rows go to Margins(weights=...)"
+            )
         if self._grid is not None:  # at="balanced": each cell of the factor grid once
             n = len(self._grid.data)
             return Population(self._grid, self._grid.data, np.ones(n), f"{n} cells")
         return Population(self._cf, self.adapter.data, self._weights)
-
-    def _evaluate(
-        self,
-        pop: Population,
-        settings: list[Setting],
-        W: np.ndarray,
-        labels: list[str],
-        coords: dict[str, list[Any]],
-        quantity: str,
-        by: str | Sequence[str] | None = None,
-        *,
-        comparison: str = "difference",
-        request: Request | None = None,
-    ) -> MarginsResult:
-        groups, group_coords = row_groups(pop.data, pop.weights, by)
-        sources = request.sources if request is not None and request.sources else None
-        draws = self.coefficient_draws.to_numpy()
-        rest = (self.adapter.params, draws, self.cov_factor, self.at_kind == "mean")
-        if comparison == "difference":
-            ev = evaluate_linear(pop.cf, settings, W, groups, self.link, *rest, sources)
-        else:
-            assert request is not None
-            pos, neg = split_comparison(comparison, W)
-            both = evaluate_linear(
-                pop.cf, settings, np.vstack([pos, neg]), groups, self.link, *rest, sources
-            )
-            n = pos.shape[0] * len(groups)
-            a, b = both.rows(slice(0, n)), both.rows(slice(n, None))
-            ev = compare_margins(comparison, a, b, self.cov_factor)
-            suffixes = request.suffixes or [""] * len(labels)
-            labels = comparison_labels(comparison, pos, neg, request.names, suffixes)
-        return finish(self, ev, labels, coords, group_coords, quantity, comparison=comparison)

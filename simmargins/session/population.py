@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._errors import MarginsValueError
+from .._errors import MarginsTypeError, MarginsValueError
+from .._validate import check_variable
 from ..engine.design import OFFSET_SETTINGS, CounterfactualData
 from ..engine.scenarios import format_value
 
@@ -135,3 +136,123 @@ def balanced_grid(cf: CounterfactualData, weights: np.ndarray) -> Counterfactual
     return CounterfactualData(
         grid, cf.variables, cf.design_fn, cf.offset_fn, offset_keys=cf.offset_keys
     )
+
+
+# -- newdata: a population frame other than the fit's rows ----------------------------------
+def _frame_weights(frame: pd.DataFrame, weights: Any) -> tuple[np.ndarray, str]:
+    n = len(frame)
+    if weights is None:
+        return np.ones(n), "equal"
+    if isinstance(weights, str):
+        check_variable("weights", weights, list(frame.columns))
+        col = frame[weights]
+        if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            raise MarginsTypeError(
+                f"weights: column {weights!r} of newdata must be numeric, got {col.dtype}"
+            )
+        w = col.to_numpy(dtype=np.float64)
+        text = f"weights={weights!r}"
+    else:
+        try:
+            w = np.asarray(weights, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise MarginsTypeError(f"weights: expected a column name or numbers ({exc})") from exc
+        text = "weights= (array)"
+        if w.shape != (n,):
+            raise MarginsValueError(
+                f"weights: expected {n} values (one per row of newdata), got shape {w.shape}"
+            )
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise MarginsValueError("weights: must be finite, non-negative and not all zero")
+    return w, text
+
+
+def _model_column(fit_col: pd.Series, col: pd.Series, name: str, var: Any) -> pd.Series:
+    """``col`` of newdata checked against the fit's column and cast to its kind."""
+    n_missing = int(col.isna().sum())
+    if n_missing:
+        raise MarginsValueError(
+            f"newdata: column {name!r} has {n_missing} missing values; every row of a "
+            "population frame needs a value for each variable of the model"
+        )
+    if var.categorical:
+        levels = list(var.levels or ())
+        by_text = {format_value(lv): lv for lv in levels}
+        unseen = sorted({format_value(v) for v in col} - set(by_text))
+        if unseen:
+            raise MarginsValueError(
+                f"newdata: column {name!r} has levels the fit never saw: "
+                + ", ".join(repr(u) for u in unseen)
+                + "; its levels are "
+                + ", ".join(repr(lv) for lv in levels)
+            )
+        values = [by_text[format_value(v)] for v in col]
+        if isinstance(fit_col.dtype, pd.CategoricalDtype):
+            return pd.Series(pd.Categorical(values, categories=fit_col.cat.categories))
+        return pd.Series(values, dtype=bool if fit_col.dtype == bool else object)
+    if pd.api.types.is_bool_dtype(col) and not pd.api.types.is_bool_dtype(fit_col):
+        raise MarginsTypeError(f"newdata: column {name!r} is numeric in the fit, got booleans")
+    if not pd.api.types.is_numeric_dtype(col):
+        raise MarginsTypeError(
+            f"newdata: column {name!r} is numeric in the fit, got {col.dtype} values "
+            f"such as {col.iloc[0]!r}"
+        )
+    return pd.Series(col.to_numpy(dtype=np.float64))
+
+
+def population_from_frame(
+    cf: CounterfactualData, newdata: Any, weights: Any, at_kind: str
+) -> Population:
+    """The rows of ``newdata`` (checked against the fit's formula) and their weights.
+
+    Every model variable needs a column unless ``at`` fixes it. A model fitted with
+    ``offset=`` or ``exposure=`` needs a column of that name (each row's offset, resp.
+    exposure) unless ``at`` fixes it; the caller's frame is never modified.
+    """
+    if not isinstance(newdata, pd.DataFrame):
+        kind = type(newdata).__name__
+        raise MarginsTypeError(f"newdata: expected a pandas DataFrame, got {kind}")
+    if len(newdata) == 0:
+        raise MarginsValueError("newdata: the frame has no rows")
+    if at_kind == "balanced":
+        raise MarginsValueError(
+            "newdata: at='balanced' averages over its own grid of factor levels; give "
+            "newdata or at='balanced', not both"
+        )
+    fixed = set(cf.base_values)
+    missing = [v for v in cf.variables if v not in newdata.columns and v not in fixed]
+    if missing:
+        raise MarginsValueError(
+            "newdata: missing column(s) the model uses: " + ", ".join(repr(m) for m in missing)
+        )
+    frame = newdata.reset_index(drop=True).copy()
+    for name, var in cf.variables.items():
+        if name in frame.columns:
+            frame[name] = _model_column(cf.data[name], frame[name], name, var)
+        else:  # fixed by at= for every row
+            frame[name] = cf.data[name].iloc[:1].repeat(len(frame)).reset_index(drop=True)
+    for key in cf.offset_keys or ():
+        hidden = OFFSET_SETTINGS[key]
+        if key in frame.columns:
+            vals = pd.to_numeric(frame[key], errors="coerce").to_numpy(dtype=np.float64)
+            bad = ~np.isfinite(vals) | ((vals <= 0) if key == "exposure" else False)
+            if bad.any():
+                kind = "positive and finite" if key == "exposure" else "finite numbers"
+                raise MarginsValueError(
+                    f"newdata: column {key!r} must be {kind}; {int(bad.sum())} rows are not"
+                )
+            frame[hidden] = vals
+        elif key in fixed:
+            frame[hidden] = float(cf.base_values[key])
+        else:
+            raise MarginsValueError(
+                f"newdata: this model was fitted with {key}=, so the frame needs a {key!r} "
+                f"column holding each row's {key} (or fix it for every row with "
+                f"at={{{key!r}: value}})"
+            )
+    w, text = _frame_weights(frame, weights)
+    pop_cf = CounterfactualData(
+        frame, cf.variables, cf.design_fn, cf.offset_fn, offset_keys=cf.offset_keys
+    )
+    pop_cf.base_values = dict(cf.base_values)
+    return Population(pop_cf, frame, w, f"newdata ({len(frame)} rows, {text})")
