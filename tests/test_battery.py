@@ -300,7 +300,7 @@ CASES = [
         "unsupported model",
         lambda f: Margins(smf.quantreg("y ~ x", f["df"]).fit()),
         MarginsTypeError,
-        "QuantReg models are not supported; supported model classes are GLM",
+        "QuantReg models are not supported; supported model classes are GEE",
     ),
     Case(
         "not a fit",

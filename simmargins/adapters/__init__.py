@@ -13,6 +13,7 @@ import pandas as pd
 
 from ._base import ModelAdapter, StatsmodelsAdapter, adapter_class, supported_models
 from .discrete import StatsmodelsDiscreteAdapter
+from .gee import StatsmodelsGEEAdapter
 from .glm import StatsmodelsGLMAdapter
 from .linear import StatsmodelsOLSAdapter
 from .mixedlm import StatsmodelsMixedLMAdapter
@@ -21,6 +22,7 @@ __all__ = [
     "ModelAdapter",
     "StatsmodelsAdapter",
     "StatsmodelsDiscreteAdapter",
+    "StatsmodelsGEEAdapter",
     "StatsmodelsGLMAdapter",
     "StatsmodelsMixedLMAdapter",
     "StatsmodelsOLSAdapter",

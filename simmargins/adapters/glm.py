@@ -123,6 +123,23 @@ def link_for(link: Any) -> InverseLink:
     )
 
 
+def inverse_link_of_family(family: Any, adapter: str = "GLM") -> InverseLink:
+    """The inverse link of a statsmodels family (GLM and GEE), refusing unknown families.
+
+    A family defined outside statsmodels may map the linear predictor to the mean some
+    other way than its link's inverse, so it is refused rather than guessed.
+    """
+    if type(family) not in _tables()[3]:
+        cls = type(family)
+        raise MarginsTypeError(
+            f"family: the {adapter} adapter does not know the {cls.__module__}.{cls.__name__} "
+            f"family; supported families are {', '.join(SUPPORTED_FAMILIES)} (a family "
+            "defined elsewhere may map the linear predictor to the mean differently from "
+            "its link's inverse, so it is refused rather than guessed)"
+        )
+    return link_for(family.link)
+
+
 class StatsmodelsGLMAdapter(GLMLikeAdapter):
     """Adapter for GLM fits: every family and link statsmodels ships, offsets and exposure.
 
@@ -158,13 +175,4 @@ class StatsmodelsGLMAdapter(GLMLikeAdapter):
     refit_chain = GLM_CHAIN
 
     def _inverse_link(self) -> InverseLink:
-        family = self.model.family
-        if type(family) not in _tables()[3]:
-            cls = type(family)
-            raise MarginsTypeError(
-                f"family: the GLM adapter does not know the {cls.__module__}.{cls.__name__} "
-                f"family; supported families are {', '.join(SUPPORTED_FAMILIES)} (a family "
-                "defined elsewhere may map the linear predictor to the mean differently from "
-                "its link's inverse, so it is refused rather than guessed)"
-            )
-        return link_for(family.link)
+        return inverse_link_of_family(self.model.family)

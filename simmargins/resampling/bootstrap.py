@@ -9,6 +9,7 @@ are bit-identical for any ``n_jobs`` and any joblib backend (loky, threads, Dask
 
 from __future__ import annotations
 
+import copy
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -109,6 +110,10 @@ def refit_once(problem: RefitProblem, b: int, child: np.random.SeedSequence) -> 
         rows, labels, picked = resample(problem, rng)
         kwargs = dict(problem.init_kwargs)
         kwargs.update({k: v[rows] for k, v in problem.row_arrays.items()})
+        for key in problem.fresh:
+            kwargs[key] = copy.deepcopy(kwargs[key])
+        if problem.relabel is not None and labels is not None:
+            kwargs[problem.relabel] = labels
         if problem.mixed:
             kwargs["groups"] = labels
             if problem.vc is not None and picked is not None:

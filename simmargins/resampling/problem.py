@@ -111,6 +111,12 @@ class RefitProblem:
     clusters: np.ndarray | None = None  # cluster code (0..G-1) of each row, or None for rows
     mixed: bool = False  # MixedLM: clusters are its groups; exog_re / exog_vc travel with them
     vc: Any = None  # MixedLM's VCSpec, resampled group by group
+    # constructor argument that takes the new cluster labels (GEE's "groups"), so two
+    # copies of a cluster are two clusters
+    relabel: str | None = None
+    # constructor arguments copied afresh for every replicate: objects the fit mutates
+    # (GEE's cov_struct), so no replicate starts from another's state whatever n_jobs is
+    fresh: tuple[str, ...] = ()
     fail_hook: Callable[[int], None] | None = None  # test seam: may raise for replicate b
 
     @property

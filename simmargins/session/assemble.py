@@ -116,7 +116,9 @@ def result_dataset(
         boot_attrs = {
             "n_boot": session.n_boot,
             "n_failed": session.bootstrap_record.n_failed,
-            "cluster": session.cluster or ("groups" if ad.model_class == "MixedLM" else "rows"),
+            # MixedLM and GEE resample their own groups unless cluster= names others
+            "cluster": session.cluster
+            or ("groups" if ad.model_class in ("MixedLM", "GEE") else "rows"),
             "warm_start": int(session.warm_start),
             "refit_route": session.bootstrap_record.route,
             "refit_route_reason": session.bootstrap_record.route_reason,
