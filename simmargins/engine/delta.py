@@ -24,17 +24,40 @@ class Moments:
     hess: np.ndarray | None  # (K, K), None for identity links where it is zero
 
 
+# rows from which the nonlinear moments run on numba's threads rather than through BLAS
+# (below, the kernel launch costs more than the products; the thread fight needs big N)
+_NUMBA_ROWS = 4096
+
+
 def scenario_moments(
     X: np.ndarray,
     offset: np.ndarray,
     weights: np.ndarray,
     beta: np.ndarray,
     link: InverseLink,
+    on_numba: bool | None = None,
 ) -> Moments:
+    """Value, gradient and Hessian of one scenario's margin at β̂.
+
+    For nonlinear links on many rows the passes over X run on numba's thread pool
+    (``kernels.linear_predictor``, ``kernels.weighted_moments``), not BLAS, so that a
+    product right after a kernel does not wait for the kernel's threads (issue 12).
+    ``on_numba=False`` is the straightforward numpy/BLAS route (the tests' reference);
+    None picks by size.
+    """
     wn = weights / weights.sum()
     if link.is_identity:
         xbar = wn @ X
         return Moments(float(xbar @ beta + wn @ offset), xbar, None)
+    if on_numba is None:
+        on_numba = X.shape[0] >= _NUMBA_ROWS
+    if on_numba:
+        from .kernels import linear_predictor, weighted_moments  # numba loads only here
+
+        eta = linear_predictor(X, beta, offset)
+        value = float(wn @ link.h(eta))
+        grad, hess = weighted_moments(X, wn * link.dh(eta), wn * link.d2h(eta))
+        return Moments(value, grad, hess)
     eta = X @ beta + offset
     value = float(wn @ link.h(eta))
     grad = (wn * link.dh(eta)) @ X

@@ -19,6 +19,7 @@ import statsmodels.api as sm
 import statsmodels.formula.api as smf
 
 from simmargins import DeltaMethodWarning, Margins, pairwise
+from simmargins.engine import links
 
 LEVELS = "levels=['a', 'b', 'c']"
 LOGIT_RHS = f"x1 * C(g, {LEVELS}) + x2"
@@ -136,3 +137,48 @@ def test_delta_method_warning_on_a_curved_poisson_prediction(small_poisson, meth
     assert res.kappa[0] == pytest.approx(se_eta, rel=1e-12)
     assert res.kappa[0] > 0.3
     assert not res.delta_trustworthy()
+
+
+# -- the delta moments on numba's pool (issue 12, item 2) --------------------------------------
+@pytest.mark.parametrize(
+    "link",
+    [links.LOGIT_LINK, links.PROBIT_LINK, links.LOG_LINK, links.CLOGLOG_LINK, links.CAUCHY_LINK],
+    ids=lambda lk: lk.name,
+)
+@pytest.mark.parametrize(("n", "k"), [(4096, 1), (5003, 7), (20_000, 20)])
+def test_numba_moments_match_the_numpy_twin(link, n, k):
+    """η, ∇ and H through numba (no BLAS) equal the straightforward numpy route."""
+    from simmargins.engine.delta import scenario_moments
+
+    rng = np.random.default_rng(n + k)
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, k - 1))])
+    beta = rng.normal(0, 0.3, k)
+    off = rng.normal(0, 0.1, n)
+    w = rng.uniform(0.5, 2.0, n)
+    got = scenario_moments(X, off, w, beta, link, on_numba=True)
+    want = scenario_moments(X, off, w, beta, link, on_numba=False)
+    assert got.value == pytest.approx(want.value, rel=1e-13)
+    assert want.hess is not None and got.hess is not None
+    np.testing.assert_allclose(got.grad, want.grad, rtol=0, atol=1e-13 * np.abs(want.grad).max())
+    np.testing.assert_allclose(got.hess, want.hess, rtol=0, atol=1e-13 * np.abs(want.hess).max())
+    np.testing.assert_array_equal(got.hess, got.hess.T)
+
+
+def test_weighted_moments_do_not_depend_on_the_thread_count():
+    import numba
+
+    from simmargins.engine.kernels import weighted_moments
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30_001, 5))
+    a, b = rng.uniform(size=30_001), rng.normal(size=30_001)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = weighted_moments(X, a, b)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = weighted_moments(X, a, b)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one[0], many[0])
+    np.testing.assert_array_equal(one[1], many[1])
