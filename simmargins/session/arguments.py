@@ -216,3 +216,29 @@ def check_contrasts(
     if not np.all(np.isfinite(W)):
         raise MarginsValueError("contrasts: weights must be finite numbers")
     return W, labels
+
+
+def check_df(
+    adapter: ModelAdapter, df: Any, method: str
+) -> tuple[str, np.ndarray | None]:
+    """``df=``: the small-sample method, and the covariance it implies (None: the adapter's).
+
+    Only linear mixed models have small-sample df here; Kenward–Roger needs a REML fit.
+    """
+    from ..adapters.lmm_df import DF_METHODS, small_sample_df
+
+    name = check_choice("df", df, DF_METHODS)
+    if name == "asymptotic":
+        return name, None
+    if adapter.model_class != "MixedLM":
+        raise MarginsValueError(
+            f"df: {name!r} degrees of freedom are for linear mixed models (MixedLM); this is "
+            f"a {adapter.model_class}, so use df='asymptotic'"
+        )
+    if method == "bootstrap":
+        raise MarginsValueError(
+            f"df: {name!r} applies to the delta and simulation routes; a bootstrap's "
+            "intervals come from its refits, so use df='asymptotic' with method='bootstrap'"
+        )
+    probe = np.eye(1, len(adapter.coef_names))  # the covariance does not depend on G
+    return name, small_sample_df(adapter, probe, name)[1]

@@ -72,11 +72,17 @@ def finish(
         coords = {c: [v for v in vals for _ in range(n_grp)] for c, vals in coords.items()}
         for c, vals in group_coords.items():
             coords[c] = [vals[g] for _ in range(len(labels) // n_grp) for g in range(n_grp)]
-    se_delta = delta_std_err(ev.grad, session.adapter.cov)
+    se_delta = delta_std_err(ev.grad, session.coef_cov)
     kappa = relative_curvature(ev.grad, ev.hess_factor, session.cov_factor)
+    draws, dfs = ev.draws, None
+    if session.df_method != "asymptotic":
+        dfs, draws = _small_sample(session, ev)
     ds = result_dataset(
-        session, labels, coords, ev.estimate, se_delta, kappa, ev.draws, ev.grad, quantity
+        session, labels, coords, ev.estimate, se_delta, kappa, draws, ev.grad, quantity
     )
+    if dfs is not None:
+        ds["df"] = ("label", dfs)
+        ds.attrs["df_method"] = session.df_method
     ds.attrs["comparison"] = comparison
     if population is not None:
         ds.attrs["population"] = population
@@ -84,6 +90,30 @@ def finish(
     if not res.delta_trustworthy():
         warn_user(delta_warning_text(res, quantity), DeltaMethodWarning)
     return res
+
+def _small_sample(session: Margins, ev: Evaluated) -> tuple[np.ndarray, np.ndarray]:
+    """Per-quantity df and the draws scaled to the matching t.
+
+    The quantities of a linear mixed model are linear in β, so their simulation draws
+    θ̂ + G(β⁽ᵈ⁾ − β̂) are normal; each is rescaled by √(ν/χ²_ν) with one χ² uniform per
+    draw shared by every quantity of every call (the same child of the session seed), so
+    results of one session stay jointly distributed.
+    """
+    from ..adapters.lmm_df import small_sample_df, t_scaled_draws
+
+    dfs = small_sample_df(session.adapter, ev.grad, session.df_method)[0]
+    rng = np.random.default_rng(np.random.SeedSequence(_seed_entropy(session.seed), spawn_key=(7,)))
+    centred = ev.draws - ev.estimate[None, :]
+    return dfs, ev.estimate[None, :] + t_scaled_draws(centred, dfs, rng)
+
+
+def _seed_entropy(seed: Any) -> int:
+    """An integer from the session seed (0 for None: the t scaling then follows the draws'
+    own randomness only through β, and stays the same across calls of the session)."""
+    if isinstance(seed, (int, np.integer)):
+        return int(seed)
+    return 0
+
 
 def result_dataset(
     session: Margins,
@@ -131,7 +161,7 @@ def result_dataset(
             "kappa": ("label", kappa),
             "draws": (("draw", "label"), theta),
             "gradient": (("label", "coef"), G),
-            "coef_cov": (("coef", "coef_col"), ad.cov),
+            "coef_cov": (("coef", "coef_col"), session.coef_cov),
         },
         coords={
             **label_coords,

@@ -42,6 +42,7 @@ from .arguments import (
     check_at,
     check_cluster,
     check_contrasts,
+    check_df,
     check_fraction,
     check_n_jobs,
     check_varies,
@@ -118,6 +119,12 @@ class Margins:
         models with statsmodels; ``"fast"`` insists (the refits raise, naming the reason,
         when the model does not qualify); ``"statsmodels"`` always refits with statsmodels.
         The route taken is recorded in the result's ``refit_route*`` attributes.
+    df : {"asymptotic", "satterthwaite", "kenward-roger"}
+        Degrees of freedom of a linear mixed model's margins, AMEs and contrasts:
+        normal theory (default), Satterthwaite (REML or ML fits, as lmerTest) or
+        Kenward–Roger (REML fits, as pbkrtest; also adjusts the covariance). Delta
+        intervals and p-values then use t with each quantity's df, and simulation draws
+        are scaled to the matching t; ``to_frame()`` gains a ``df`` column.
     training_data : pandas.DataFrame, optional
         The rows an array-interface fit (``sm.Logit(y, X).fit()``) was fitted on, with
         columns named like ``X``'s; formula fits recover their rows themselves.
@@ -156,6 +163,7 @@ class Margins:
         boot_max_fail: float = 0.25,
         refit: str = "auto",
         training_data: pd.DataFrame | None = None,
+        df: str = "asymptotic",
     ) -> None:
         self.scale = check_choice("scale", scale, SCALES)
         self.method = check_choice("method", method, METHODS)
@@ -183,6 +191,7 @@ class Margins:
         self.at = at
         self._grid = balanced_grid(self._cf, self._weights) if at == "balanced" else None
         self.cluster = check_cluster(self.adapter, cluster)
+        self.df_method, self._df_cov = check_df(self.adapter, df, self.method)
         self._coef_draws: xr.DataArray | None = None
         self._factor: np.ndarray | None = None
 
@@ -242,10 +251,17 @@ class Margins:
         return self._boot
 
     @property
+    def coef_cov(self) -> np.ndarray:
+        """V̂ of the fixed effects as the session uses it: the adapter's, or with
+        ``df="satterthwaite"``/``"kenward-roger"`` lme4's (XᵀV⁻¹X)⁻¹ resp. the
+        Kenward–Roger adjusted covariance."""
+        return self.adapter.cov if self._df_cov is None else self._df_cov
+
+    @property
     def cov_factor(self) -> np.ndarray:
         """A factor L with L Lᵀ = V̂, computed once."""
         if self._factor is None:
-            self._factor = cov_factor(self.adapter.cov)
+            self._factor = cov_factor(self.coef_cov)
         return self._factor
 
     @property
