@@ -123,8 +123,15 @@ class MarginsResult(ResultAlgebra):
     # -- diagnostics ----------------------------------------------------------------------
     @property
     def disagreement(self) -> np.ndarray:
-        """|SE_draws − SE_delta| / SE_delta, never divided by the estimate."""
+        """|SE_draws − SE_delta| / SE_delta, never divided by the estimate.
+
+        With small-sample df the draws are t with ν df, whose SD is the scale times
+        √(ν/(ν−2)); that is what the draws are compared with."""
         d = self.delta_std_err
+        if "df" in self._ds:
+            nu = self._ds["df"].to_numpy()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d = np.where(np.isfinite(nu) & (nu > 2), d * np.sqrt(nu / (nu - 2)), d)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(d > 0, np.abs(self.draws_std_err - d) / d, np.nan)
 

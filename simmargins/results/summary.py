@@ -38,6 +38,15 @@ _INTERVAL_WORDS = {
 _AT_WORDS = {
     "overall": "covariates at their observed values, averaged over the rows",
     "mean": "one row with the covariates at the design means",
+    "median": "every variable at its median, factors at their mode, offset/exposure at medians",
+    "balanced": "emmeans' reference grid: each combination of factor levels once, numeric "
+    "covariates at their means",
+}
+_COMPARISON_WORDS = {
+    "ratio": "ratio of averaged predictions, μ1/μ0",
+    "lnratio": "log ratio of averaged predictions, log(μ1/μ0)",
+    "lnor": "log odds ratio of averaged predictions",
+    "lift": "lift of averaged predictions, (μ1 − μ0)/μ0",
 }
 
 
@@ -54,11 +63,21 @@ def _what_was_computed(res: MarginsResult, info: dict[str, object]) -> list[str]
     out = [f"At: {at} ({_AT_WORDS.get(at, 'fixed for every row; other covariates as observed')})"]
     if "scale" in attrs:
         out.append(f"Scale: {attrs['scale']} (link {attrs.get('link', '?')})")
+    if attrs.get("population"):
+        out.append(f"Population: {attrs['population']}")
+    comparison = str(attrs.get("comparison", "difference"))
+    if comparison in _COMPARISON_WORDS:
+        out.append(f"Comparison: {_COMPARISON_WORDS[comparison]}")
+    if attrs.get("df_method"):
+        out.append(f"Degrees of freedom: {attrs['df_method']} (t intervals and p-values)")
     weights = attrs.get("weights")
     if weights and weights != "equal":  # say so whenever rows do not count equally
         out.append(f"Weights: {weights}")
     route = str(info["route"])
-    out.append(f"Headline: {route}, {_INTERVAL_WORDS[str(info['interval'])]}")
+    words = _INTERVAL_WORDS[str(info["interval"])]
+    if info["interval"] == "wald" and attrs.get("df_method"):
+        words = "Wald interval (estimate ± t·delta SE, t with each row's df); p-value from t"
+    out.append(f"Headline: {route}, {words}")
     draws_kind = attrs.get("draws_kind", "simulation")
     use = ", for the cross-check" if route == "delta" else ""
     out.append(f"Draws: {res.n_draws} ({draws_kind}{use}), seed = {attrs.get('seed')}")
@@ -102,7 +121,8 @@ def format_summary(res: MarginsResult) -> str:
         str(info["adjust"]), "pointwise"
     )
     normal_p = info["interval"] in ("wald", "normal") and info["adjust"] == "none"
-    header = ["", "estimate", "std err", "z", "P>|z|" if normal_p else "p",
+    stat = "t" if res.attrs.get("df_method") and res.method == "delta" else "z"
+    header = ["", "estimate", "std err", stat, f"P>|{stat}|" if normal_p else "p",
               f"[{pct} {_CI_NAMES[ci_kind]}]"]  # fmt: skip
     cols = {
         c: frame[c].to_numpy(dtype=float)

@@ -80,3 +80,15 @@ def test_bad_df_arguments(sleep_rs):
         Margins(ml, df="kenward-roger")
     with pytest.raises(MarginsValueError, match="df: 'satterthwaite' applies to the delta"):
         Margins(sleep_rs, df="satterthwaite", method="bootstrap")
+
+
+def test_summary_says_t_and_compares_draws_with_the_t_sd(sleep_rs):
+    res = Margins(sleep_rs, method="delta", df="kenward-roger", seed=1).dydx("Days")
+    text = res.summary()
+    assert "P>|t|" in text and "Degrees of freedom: kenward-roger" in text
+    # the draws are t: their SD is compared with SE·√(ν/(ν−2)), not SE (which would be
+    # 6% off at ν = 17 and flag the delta method falsely)
+    nu = res.df[0]
+    expected = res.delta_std_err[0] * np.sqrt(nu / (nu - 2))
+    assert res.disagreement[0] == pytest.approx(abs(res.draws_std_err[0] / expected - 1))
+    assert res.delta_trustworthy()
