@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import special
 
 from .._validate import check_choice, check_level
 from .algebra import ResultAlgebra
@@ -25,9 +24,8 @@ from .criteria import (
     CI_KINDS,
     HEADLINES,
     INTERVALS,
-    TRUST_KAPPA,
-    TRUST_NOISE_MULTIPLE,
 )
+from .diagnostics import disagreement, endpoint_mcse, untrustworthy
 from .inference import (
     _FAMILYWISE,
     _adjusted_p,
@@ -37,7 +35,6 @@ from .inference import (
     _half_tail,
     _per_comparison_alpha,
     _PercentileRoute,
-    _quantile_mcse,
     _Route,
     _sup_t_band,
     _sup_t_critical,
@@ -123,17 +120,9 @@ class MarginsResult(ResultAlgebra):
     # -- diagnostics ----------------------------------------------------------------------
     @property
     def disagreement(self) -> np.ndarray:
-        """|SE_draws − SE_delta| / SE_delta, never divided by the estimate.
-
-        With small-sample df the draws are t with ν df, whose SD is the scale times
-        √(ν/(ν−2)); that is what the draws are compared with."""
-        d = self.delta_std_err
-        if "df" in self._ds:
-            nu = self._ds["df"].to_numpy()
-            with np.errstate(divide="ignore", invalid="ignore"):
-                d = np.where(np.isfinite(nu) & (nu > 2), d * np.sqrt(nu / (nu - 2)), d)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(d > 0, np.abs(self.draws_std_err - d) / d, np.nan)
+        """|SE_draws − SE_delta| / SE_delta (with df: against the t's SD); see
+        :func:`.diagnostics.disagreement`."""
+        return disagreement(self._ds, self.delta_std_err, self.draws_std_err)
 
     @property
     def noise(self) -> float:
@@ -148,17 +137,8 @@ class MarginsResult(ResultAlgebra):
             return np.where(est - lo > 0, (hi - est) / (est - lo), np.nan)
 
     def _untrustworthy(self) -> np.ndarray:
-        """Per label: κ above 0.3, or an SE disagreement beyond 3× Monte-Carlo noise.
-
-        With simulation draws a quantity that is linear in β (κ exactly zero) has an exact
-        delta SE, so its disagreement is Monte-Carlo noise by construction and is not held
-        against the delta method; bootstrap draws are compared whatever κ is.
-        """
-        dis = np.nan_to_num(self.disagreement)
-        beyond = dis > TRUST_NOISE_MULTIPLE * self.noise
-        if self._ds.attrs.get("draws_kind", "simulation") == "simulation":
-            beyond &= self.kappa != 0  # NaN (κ not available) counts as curved
-        return np.asarray((self.kappa > TRUST_KAPPA) | beyond)
+        """Per label: κ above 0.3, or an SE disagreement beyond 3× Monte-Carlo noise."""
+        return untrustworthy(self._ds, self.kappa, self.disagreement, self.noise)
 
     def delta_trustworthy(self) -> bool:
         """False when any label has κ > 0.3 or disagreement beyond 3× Monte-Carlo noise."""
@@ -168,22 +148,11 @@ class MarginsResult(ResultAlgebra):
         return [lab for lab, bad in zip(self.labels, self._untrustworthy(), strict=True) if bad]
 
     def interval_mcse(self, level: float | None = None) -> np.ndarray:
-        """Monte-Carlo standard error of each percentile-interval endpoint, shape (label, 2).
-
-        Distribution-free, from order statistics: the p-quantile of S draws has rank
-        S·p ± √(S·p(1−p)) at one binomial SD, so half the spread between those order
-        statistics estimates its SE. Zero for the delta headline, which has no MC error.
-        """
+        """Monte-Carlo SE of each interval endpoint, shape (label, 2); zero for delta."""
         if self.method == "delta":
             return np.zeros((len(self.labels), 2))
-        if self.interval == "normal":
-            # est ± z·SD: the endpoints move with the SD, whose relative MC error is 1/√(2(S−1))
-            lev = self.level if level is None else check_level(level)
-            z = float(special.ndtri(0.5 + lev / 2.0))
-            err = z * self.draws_std_err * self.noise
-            return np.column_stack([err, err])
         lev = self.level if level is None else check_level(level)
-        return _quantile_mcse(self.draws.to_numpy(), lev)
+        return endpoint_mcse(self.interval, self.draws.to_numpy(), self.draws_std_err, lev)
 
     def diagnostics(self) -> pd.DataFrame:
         """Per label: κ, disagreement and its noise level, asymmetry, endpoint MC errors."""
