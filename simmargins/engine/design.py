@@ -25,7 +25,14 @@ import pandas as pd
 
 from .._errors import MarginsTypeError, MarginsValueError
 from .._validate import check_variable
-from .formula import TermColumns, Variable, spec_column_names, spec_terms, term_columns
+from .formula import (
+    TermColumns,
+    Variable,
+    patsy_categoricals,
+    spec_column_names,
+    spec_terms,
+    term_columns,
+)
 from .scenarios import format_value
 
 # Reserved setting keys for a model's offset and exposure, which are not data columns. The
@@ -81,8 +88,8 @@ class CounterfactualData:
         if self.spec is not None:
             self._terms = spec_terms(self.spec, list(self.data.columns))
         self._coded = self.data
-        if self._terms is not None and type(self.spec).__module__.startswith("patsy"):
-            self._coded = _patsy_categoricals(self.spec, self.data, self.variables)
+        if self._terms is not None:
+            self._coded = patsy_categoricals(self.spec, self.data)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in ("base_values", "data"):
@@ -312,64 +319,3 @@ class CounterfactualData:
         if not np.isfinite(scale) or scale <= 1e-8 * magnitude:  # constant in the data
             scale = magnitude
         return 1e-5 * scale
-
-
-def _direct_categorical(code: str, name: str) -> bool:
-    """Whether a factor's expression is the bare column or ``C(column, ...)``."""
-    text = code.strip()
-    if text == name:
-        return True
-    if not (text.startswith("C(") and text.endswith(")")):
-        return False
-    return text[2:].lstrip().split(",", 1)[0].rstrip(" )") == name
-
-
-def _patsy_categoricals(
-    spec: Any, data: pd.DataFrame, variables: dict[str, Variable]
-) -> pd.DataFrame:
-    """``data`` with categorical string/bool columns as pandas categoricals in the fit's levels.
-
-    patsy encodes a pandas categorical from its integer codes when its categories equal
-    the factor's levels, and anything else element by element (the 90% of a grid's time
-    the issue measured). Only columns that every factor reads as ``x`` or ``C(x, ...)``
-    with the same levels are converted, so every factor sees the same codes as before.
-    """
-    out = data
-    for name, var in variables.items():
-        if not var.categorical or name not in data.columns:
-            continue
-        col = data[name]
-        numeric = pd.api.types.is_numeric_dtype(col.dtype)
-        if isinstance(col.dtype, pd.CategoricalDtype) or (
-            numeric and not pd.api.types.is_bool_dtype(col.dtype)
-        ):
-            continue
-        levels: tuple[Any, ...] | None = None
-        ok = True
-        for factor, info in spec.factor_infos.items():
-            code = getattr(factor, "code", None)
-            if code is None:
-                ok = False
-                break
-            if name not in code:
-                continue
-            if info.type != "categorical" or not _direct_categorical(code, name):
-                ok = False
-                break
-            cats = tuple(info.categories)
-            if levels is not None and cats != levels:
-                ok = False
-                break
-            levels = cats
-        if not ok or levels is None:
-            continue
-        try:
-            cat = pd.Categorical(col, categories=list(levels))
-        except (TypeError, ValueError):
-            continue
-        if tuple(cat.categories) != levels or (cat.codes < 0).any():
-            continue
-        if out is data:
-            out = data.copy(deep=False)
-        out[name] = cat
-    return out

@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+import patsy
 import pytest
 import statsmodels
 import statsmodels.api as sm
@@ -36,7 +37,16 @@ FORMULAS = [
     "y ~ C(g, Sum):C(k) + x + z",
     # a natural cubic regression spline (patsy's cr, centred) interacting with a factor
     "y ~ cr(z, df=4, constraints='center') + cr(x, df=3):C(k) + h",
+    # a factor also read by an expression: its column must reach patsy as it is
+    "y ~ C(g) + I(g == 'hi'):x + C(k, levels=['q3', 'q1', 'q2'])",
 ]
+
+
+def _raw_rebuild(spec, frame: pd.DataFrame) -> np.ndarray:
+    """The whole design straight through the engine, on the frame as it is."""
+    if type(spec).__module__.startswith("patsy"):
+        return np.asarray(patsy.build_design_matrices([spec], frame, NA_action="raise")[0])
+    return np.asarray(spec.get_model_matrix(frame, na_action="raise", output="numpy"))
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +103,9 @@ def test_partial_rebuild_equals_full_rebuild(frame, engine, kind, formula):
     cf = CounterfactualData(adapter.data, adapter.variables, adapter.design, adapter.offset)
     assert cf.spec is not None and spec_terms(cf.spec, list(adapter.data.columns)) is not None
     for base in ({}, {"z": 0.75}, {"g": "mid"}):
-        if any(n not in cf.variables for n in base):
+        if any(n not in cf.variables for n in base) or any(
+            isinstance(v, str) and not cf.variables[n].categorical for n, v in base.items()
+        ):
             continue
         cf.base_values = base
         for setting in _settings(cf):
@@ -102,12 +114,18 @@ def test_partial_rebuild_equals_full_rebuild(frame, engine, kind, formula):
                 continue
             if any(n not in cf.variables for n in names):
                 continue
+            if any(
+                isinstance(v, str) and not cf.variables[n].categorical for n, v in setting.values
+            ):
+                continue  # a column some expression reads as a number cannot be set to a level
             if setting.perturb is not None and setting.perturb[0] not in cf.variables:
                 continue
             X, off = cf.design(setting)
             X_full, off_full = cf.full_design(setting)
-            assert X.shape == X_full.shape
-            np.testing.assert_allclose(X, X_full, rtol=0, atol=1e-12, err_msg=str(setting))
+            X_raw = _raw_rebuild(cf.spec, cf.frame(setting))
+            assert X.shape == X_full.shape == X_raw.shape
+            np.testing.assert_allclose(X, X_raw, rtol=0, atol=1e-12, err_msg=str(setting))
+            np.testing.assert_allclose(X_full, X_raw, rtol=0, atol=1e-12)
             if off_full is not None:
                 np.testing.assert_allclose(off, off_full, rtol=0, atol=1e-12)
 
@@ -141,3 +159,15 @@ def test_array_fits_build_in_full(frame):
     assert cf.design_update(Setting((("x", 1.0),))) is None
     X1, _ = cf.design(Setting((("x", 1.0),)))
     np.testing.assert_array_equal(X1, cf.full_design(Setting((("x", 1.0),)))[0])
+
+
+def test_columns_also_read_by_an_expression_reach_patsy_unchanged(frame):
+    from simmargins.engine.formula import patsy_categoricals
+
+    spec = _fit("ols", "y ~ C(g) + I(g == 'hi'):x + C(k) + h", frame, "patsy").model.data
+    spec = getattr(spec, "model_spec", None) or spec.design_info
+    coded = patsy_categoricals(spec, frame)
+    assert coded["g"].dtype == frame["g"].dtype  # I() reads g as strings: left alone
+    assert isinstance(coded["k"].dtype, pd.CategoricalDtype)
+    assert isinstance(coded["h"].dtype, pd.CategoricalDtype)  # bool, read directly
+    assert frame["k"].dtype != coded["k"].dtype  # the caller's frame is not modified
