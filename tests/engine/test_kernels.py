@@ -189,3 +189,58 @@ def test_link_derivatives_against_central_differences(link):
     np.testing.assert_allclose(
         link.d2h(eta), (link.dh(eta + h) - link.dh(eta - h)) / (2 * h), rtol=3e-8, atol=1e-9
     )
+
+
+# -- several scenarios in one pass (issue 12, item 3) -----------------------------------------
+def _updates(X: np.ndarray, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    n, k = X.shape
+    return [
+        (np.zeros(0, dtype=np.int64), np.zeros((n, 0))),  # the base design itself
+        (np.array([1]), X[:, [1]] + 1e-3),  # a finite-difference step
+        (np.array([1]), X[:, [1]] - 1e-3),
+        (np.array([k - 1, 2]), np.column_stack([np.ones(n), rng.normal(size=n)])),
+        (np.array([2]), np.full((n, 1), 0.5)),  # a grid point
+    ]
+
+
+@pytest.mark.parametrize("link", LINKS, ids=lambda lk: lk.name)
+@pytest.mark.parametrize(("n", "s"), [(1037, 17), (128, 8), (1, 1)])
+def test_scenario_draws_equal_one_margin_per_scenario(link, n, s):
+    """The one-pass route equals the straightforward one: each scenario's full design."""
+    from simmargins.engine.kernels import scenario_draws
+
+    X, off, w, B = _make_problem(n=n, k=7, s=s, seed=n + s)
+    rng = np.random.default_rng(n)
+    updates = _updates(X, rng)
+    got = scenario_draws(X, off, w, B, updates, link.code, link.power)
+    for j, (cols, vals) in enumerate(updates):
+        Xj = X.copy()
+        Xj[:, cols] = vals
+        want = margin_draws(Xj, off, w, B, link.code, link.power)
+        np.testing.assert_allclose(got[j], want, rtol=1e-13, atol=1e-15)
+
+
+def test_scenario_draws_do_not_depend_on_the_thread_count():
+    from simmargins.engine.kernels import scenario_draws
+
+    X, off, w, B = _make_problem(n=20_000, k=6, s=9)
+    updates = _updates(X, np.random.default_rng(2))
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = scenario_draws(X, off, w, B, updates, links.LOGIT)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = scenario_draws(X, off, w, B, updates, links.LOGIT)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one, many)
+
+
+def test_scenario_draws_refuse_bad_updates():
+    from simmargins.engine.kernels import scenario_draws
+
+    X, off, w, B = _make_problem(n=10, k=3, s=2)
+    with pytest.raises(ValueError, match=r"column indices in 0\.\.2"):
+        scenario_draws(X, off, w, B, [(np.array([3]), np.ones((10, 1)))], links.LOGIT)
+    with pytest.raises(ValueError, match="column indices"):
+        scenario_draws(X, off, w, B, [(np.array([0, 1]), np.ones((10, 1)))], links.LOGIT)
