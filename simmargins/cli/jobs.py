@@ -75,8 +75,8 @@ def override(spec: RunSpec, seed: int | None, jobs: int | None) -> RunSpec:
 
 def check_data(jobs: Sequence[Job]) -> None:
     """The data pass of the spec check, for every job, before anything is fitted."""
-    from .pipeline import load_data
-    from .spec_data import check_against_data
+    from .pipeline import load_data, load_newdata
+    from .spec_data import check_against_data, check_newdata
 
     for job in jobs:
         try:
@@ -84,6 +84,13 @@ def check_data(jobs: Sequence[Job]) -> None:
         except SpecError as exc:
             raise exc.within(job.context) from None
         check_against_data(job.analysis, frame, job.context)
+        try:
+            for q in job.analysis.quantities:
+                population = load_newdata(q, job.analysis.data)
+                if population is not None:
+                    check_newdata(q, population, f"{q.key}.newdata")
+        except SpecError as exc:
+            raise exc.within(job.context) from None
 
 
 def _model_facts(a: AnalysisSpec) -> list[tuple[str, str]]:
@@ -99,6 +106,8 @@ def _model_facts(a: AnalysisSpec) -> list[tuple[str, str]]:
     i = a.inference
     draws = f"{i.n_boot} bootstrap refits" if i.method == "bootstrap" else f"{i.n_sims} draws"
     rows.append(("inference", f"{i.method}, {draws}, level {i.level:g}, seed {i.seed}"))
+    if i.df != "asymptotic":
+        rows.append(("degrees of freedom", i.df))
     rows.append(("scale / at", f"{i.scale} / {i.at}"))
     for k in ("weights", "cluster"):
         if getattr(i, k) is not None:
@@ -120,6 +129,7 @@ def run_job(
         draw_coefficients,
         fit_model,
         load_data,
+        load_newdata,
         make_session,
     )
     from .report import QuantitySection, analysis_markdown, relative, write_result
@@ -164,8 +174,9 @@ def run_job(
         for q in a.quantities:
             bar.set_description(f"{job.folder}: {q.name}")
             desc = describe_quantity(q)
+            population = load_newdata(q, a.data)
             with collect_warnings(warns, q.name):
-                res = compute_quantity(m, q)
+                res = compute_quantity(m, q, population)
                 written = write_result(
                     res,
                     folder / q.name,

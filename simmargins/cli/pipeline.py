@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -79,12 +79,13 @@ def collect_warnings(sink: list[str], where: str) -> Iterator[None]:
             sink.append(text)
 
 
-def load_data(spec: DataSpec) -> pd.DataFrame:
-    """Read the data file; columns named in ``categorical`` become strings."""
+def load_data(spec: DataSpec, key: str = "data", inherit: Sequence[str] = ()) -> pd.DataFrame:
+    """Read the data file; columns named in ``categorical`` become strings, and so do the
+    columns of ``inherit`` the file has (a newdata frame: the main data's categorical)."""
     path = spec.path
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "not found"
-        raise SpecError("data.path", f"file {os.path.abspath(path)!r} {what}")
+        raise SpecError(f"{key}.path", f"file {os.path.abspath(path)!r} {what}")
     try:
         if spec.format == "parquet":
             frame = pd.read_parquet(path)
@@ -92,21 +93,29 @@ def load_data(spec: DataSpec) -> pd.DataFrame:
             frame = pd.read_csv(path, sep="\t" if spec.format == "tsv" else ",")
     except ImportError as exc:
         raise SpecError(
-            "data.path", f"reading {path.name!r} needs pyarrow (pip install pyarrow): {exc}"
+            f"{key}.path", f"reading {path.name!r} needs pyarrow (pip install pyarrow): {exc}"
         ) from None
     except Exception as exc:  # the readers raise many types for unreadable files
         raise SpecError(
-            "data.path",
+            f"{key}.path",
             f"could not read {path.name!r} as {spec.format.upper()} ({type(exc).__name__}: {exc})",
         ) from None
     if frame.empty:
-        raise SpecError("data.path", f"{path.name!r} has no rows")
+        raise SpecError(f"{key}.path", f"{path.name!r} has no rows")
     frame.columns = [str(c) for c in frame.columns]
     for i, col in enumerate(spec.categorical):
         if col not in frame.columns:
-            raise SpecError(f"data.categorical[{i}]", f"{col!r} is not a column of the data")
+            raise SpecError(f"{key}.categorical[{i}]", f"{col!r} is not a column of the data")
+    for col in {*spec.categorical, *(c for c in inherit if c in frame.columns)}:
         frame[col] = frame[col].map(str, na_action="ignore").astype(object)
     return frame
+
+
+def load_newdata(q: QuantitySpec, data: DataSpec) -> pd.DataFrame | None:
+    """A quantity's ``newdata`` frame (None without one), read like the main data."""
+    if q.newdata is None:
+        return None
+    return load_data(q.newdata.data, f"{q.key}.newdata", inherit=data.categorical)
 
 
 def _eval_env() -> Any:
@@ -196,9 +205,11 @@ def make_session(fit: Any, inference: InferenceSpec, progress: bool | None) -> M
             cluster=inference.cluster,
             interval=inference.interval,
             progress=progress,
+            df=inference.df,
         )
     except SimMarginsError as exc:
-        raise SpecError("inference", str(exc)) from None
+        keys = {k: k for k in ("at", "df", "weights", "cluster", "scale")}
+        raise _placed(exc, "inference", keys) from None
 
 
 def draw_coefficients(m: Margins) -> None:
@@ -211,58 +222,91 @@ def draw_coefficients(m: Margins) -> None:
         raise RunFailure(f"drawing the coefficients failed: {type(exc).__name__}: {exc}") from exc
 
 
-def compute_quantity(m: Margins, q: QuantitySpec) -> MarginsResult:
-    """Ask the session for one quantity; errors that name an argument are the spec's."""
+def _placed(
+    exc: SimMarginsError, table: str, keys: dict[str, str], where: str | None = None
+) -> SpecError:
+    """The library's ``"argument: what is wrong"`` as the spec error of the key behind it
+    (``table.key``), else of ``where`` (default: the table)."""
+    text = str(exc)
+    arg, sep, rest = text.partition(": ")
+    if sep and arg in keys:
+        return SpecError(f"{table}.{keys[arg]}", rest)
+    return SpecError(where or table, text)
+
+
+def compute_quantity(
+    m: Margins, q: QuantitySpec, newdata: pd.DataFrame | None = None
+) -> MarginsResult:
+    """Ask the session for one quantity (averaged over ``newdata`` if given); errors that
+    name an argument are the spec's."""
     try:
-        res = _ask(m, q)
+        res = _ask(m, q, newdata)
         return res.adjust(q.adjust) if q.adjust != "none" else res
     except SimMarginsError as exc:
-        raise SpecError(f"{q.key} ({q.name})", str(exc)) from None
+        keys = {k: k for k in ("atexog", "comparison", "shift", "scale", "by", "newdata")}
+        keys["weights"] = "newdata.weights" if q.newdata is not None else "weights"
+        raise _placed(exc, q.key, keys, f"{q.key} ({q.name})") from None
     except Exception as exc:
         raise RunFailure(f"{q.key} ({q.name}): {type(exc).__name__}: {exc}") from exc
 
 
-def _ask(m: Margins, q: QuantitySpec) -> MarginsResult:
+def _ask(m: Margins, q: QuantitySpec, newdata: pd.DataFrame | None) -> MarginsResult:
     by = list(q.by) or None
+    pop: dict[str, Any] = {}
+    if newdata is not None and q.newdata is not None:
+        pop = {"newdata": newdata, "weights": q.newdata.weights}
     if q.kind == "predict":
-        return m.predict(atexog=q.atexog, by=by)
+        return m.predict(atexog=q.atexog, by=by, **pop)
     if q.kind == "dydx":
-        return m.dydx(list(q.variables), by=by, slope=q.slope)
+        return m.dydx(
+            list(q.variables),
+            by=by,
+            slope=q.slope,
+            atexog=q.atexog,
+            comparison=q.comparison,
+            **pop,
+        )
+    compare: dict[str, Any] = {"by": by, "comparison": q.comparison, **pop}
+    if q.type == "shift":
+        return m.contrasts(shift=q.shift, scale=q.scale, **compare)
     if q.type == "custom":
         scen = [dict(s) for s in q.scenarios]
         W = np.asarray(q.weights, dtype=float)
         if q.labels:
-            return m.contrasts(
-                scenarios=scen,
-                contrasts=pd.DataFrame(W, index=list(q.labels)),
-                by=by,
-            )
-        return m.contrasts(scenarios=scen, contrasts=W, by=by)
+            return m.contrasts(scen, pd.DataFrame(W, index=list(q.labels)), **compare)
+        return m.contrasts(scen, W, **compare)
     assert q.var is not None
     if q.type == "reference":
         scen_w = reference(q.var, list(q.levels), ref_level=q.ref_level)
     else:
         scen_w = _CONTRASTS[q.type](q.var, list(q.levels))
-    return m.contrasts(scenarios=scen_w[0], contrasts=scen_w[1], by=by)
+    return m.contrasts(scen_w[0], scen_w[1], **compare)
 
 
 def describe_quantity(q: QuantitySpec) -> str:
     """One line saying what the quantity is, for reports."""
     by = f", by {' × '.join(q.by)}" if q.by else ""
+    if q.newdata is not None:
+        w = f", weighted by {q.newdata.weights}" if q.newdata.weights else ""
+        by += f", averaged over {q.newdata.data.path.name}{w}"
+    how = f" ({q.comparison})" if q.comparison != "difference" else ""
     if q.kind == "predict":
-        grid = (
-            " over " + ", ".join(f"{k} = {v}" for k, v in q.atexog.items())
-            if q.atexog
-            else " (the average prediction)"
-        )
-        return f"Predictive margins{grid}{by}"
+        return f"Predictive margins{_over(q.atexog) or ' (the average prediction)'}{by}"
     if q.kind == "dydx":
         what = {"dydx": "Average marginal effect", "eyex": "Average elasticity"}.get(
             q.slope, f"Average {q.slope} semi-elasticity"
         )
-        return f"{what} of {', '.join(q.variables)}{by}"
+        return f"{what}{how} of {', '.join(q.variables)}{_over(q.atexog, ' at ')}{by}"
     if q.type == "custom":
-        return f"Contrasts between {len(q.scenarios)} scenarios{by}"
+        return f"Contrasts{how} between {len(q.scenarios)} scenarios{by}"
+    if q.type == "shift":
+        moves = [f"{k} + {v}" for k, v in (q.shift or {}).items()]
+        moves += [f"{k} × {v}" for k, v in (q.scale or {}).items()]
+        return f"Contrasts{how} of the data with {', '.join(moves)} against the data{by}"
     ref = f" (reference {q.ref_level!r})" if q.ref_level is not None else ""
     kind = q.type.replace("_", " ").capitalize()
-    return f"{kind} contrasts of {q.var} over {list(q.levels)}{ref}{by}"
+    return f"{kind} contrasts{how} of {q.var} over {list(q.levels)}{ref}{by}"
+
+
+def _over(grid: dict[str, Any] | None, word: str = " over ") -> str:
+    return word + ", ".join(f"{k} = {v}" for k, v in grid.items()) if grid else ""

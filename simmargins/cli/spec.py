@@ -26,7 +26,11 @@ LINKS = tuple(
 )
 COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 QUANTITY_KINDS = ("predict", "dydx", "contrasts")
-CONTRAST_TYPES = ("pairwise", "reference", "consecutive", "all_pairwise", "custom")
+CONTRAST_TYPES = ("pairwise", "reference", "consecutive", "all_pairwise", "custom", "shift")
+COMPARISONS = ("difference", "ratio", "lnratio", "lnor", "lift")
+AT_KINDS = ("overall", "mean", "median", "balanced")
+AT_SUMMARIES = ("mean", "median", "mode")  # in an ``at`` table: that summary of the column
+DF_METHODS = ("asymptotic", "satterthwaite", "kenward-roger")
 SLOPES = ("dydx", "eyex", "eydx", "dyex")
 METHODS = ("simulation", "delta", "bootstrap")
 SCALES = ("linear", "response")
@@ -72,6 +76,14 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
+class NewDataSpec:
+    """A quantity's ``newdata``: a population frame to average over, and its weights."""
+
+    data: DataSpec
+    weights: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     kind: str
     formula: str
@@ -105,6 +117,7 @@ class InferenceSpec:
     cluster: str | None = None
     interval: str = "percentile"
     n_jobs: int | None = None
+    df: str = "asymptotic"
 
 
 @dataclass(frozen=True)
@@ -124,6 +137,10 @@ class QuantitySpec:
     scenarios: tuple[dict[str, Any], ...] = ()
     weights: tuple[tuple[float, ...], ...] = ()
     labels: tuple[str, ...] = ()
+    comparison: str = "difference"
+    shift: dict[str, Any] | None = None
+    scale: dict[str, Any] | None = None
+    newdata: NewDataSpec | None = None
 
     @property
     def key(self) -> str:

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from .spec import SpecError, describe_value, did_you_mean, listing
+from .spec import (
+    DATA_FORMATS,
+    DataSpec,
+    SpecError,
+    data_format,
+    describe_value,
+    did_you_mean,
+    listing,
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
@@ -199,3 +208,12 @@ def read_kind(
     }
     t.only(allowed, elsewhere)
     return kind, allowed
+
+
+def read_data(t: Table, base: Path) -> DataSpec:
+    """A data table's ``path``, ``format`` and ``categorical`` (the caller limits its keys);
+    a relative path is relative to ``base``, the spec's folder."""
+    path = Path(t.get("path", string, required=True))
+    full = path if path.is_absolute() else base / path
+    fmt = t.get("format", choice(DATA_FORMATS)) or data_format(full, t.path("path"))
+    return DataSpec(full, fmt, t.get("categorical", strings, default=()))

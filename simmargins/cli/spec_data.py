@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .spec import (
+    AT_SUMMARIES,
     FORMULA_NAMESPACE,
     AnalysisSpec,
     QuantitySpec,
@@ -88,9 +89,11 @@ def _check_against_data(a: AnalysisSpec, frame: Any) -> None:
             _need_column(col, f"inference.{key}", columns)
     if isinstance(inf.at, dict):
         for col, value in inf.at.items():
-            _check_value(
-                frame, col, value, f"inference.at.{col}", columns, model_vars, categorical, reserved
-            )
+            key = f"inference.at.{col}"
+            if value in AT_SUMMARIES and isinstance(value, str):
+                _check_summary(frame, col, value, key, columns, model_vars, categorical)
+                continue
+            _check_value(frame, col, value, key, columns, model_vars, categorical, reserved)
     for q in a.quantities:
         _check_quantity(q, frame, columns, model_vars, categorical, reserved)
 
@@ -103,7 +106,7 @@ def _check_quantity(
     categorical: set[str],
     reserved: set[str],
 ) -> None:
-    for i, col in enumerate(q.by):
+    for i, col in enumerate(q.by if q.newdata is None else ()):  # else: see check_newdata
         _need_column(col, f"{q.key}.by" + (f"[{i}]" if len(q.by) > 1 else ""), columns)
     if q.atexog:
         for col, value in q.atexog.items():
@@ -124,6 +127,21 @@ def _check_quantity(
         _need_column(var, key, columns)
         if var not in model_vars:
             raise SpecError(key, f"column {var!r} is not in the model's formula")
+        if q.comparison != "difference" and not _is_factor(frame, var, categorical):
+            raise SpecError(
+                f"{q.key}.comparison",
+                f"{q.comparison!r} compares two averaged predictions, so dydx applies it to "
+                f"factors only, and {var!r} is numeric; use kind 'contrasts' with type 'shift' "
+                f"for the prediction with {var!r} moved against the data as observed",
+            )
+    for arg in ("shift", "scale"):
+        for col in getattr(q, arg) or {}:
+            key = f"{q.key}.{arg}.{col}"
+            _need_column(col, key, columns)
+            if col not in model_vars:
+                raise SpecError(key, f"column {col!r} is not in the model's formula")
+            if _is_factor(frame, col, categorical):
+                raise SpecError(key, f"{arg} moves a numeric column, and {col!r} is categorical")
     if q.var is not None:
         _need_column(q.var, f"{q.key}.var", columns)
         for i, v in enumerate(q.levels):
@@ -172,6 +190,59 @@ def _check_value(
     if not any(_same(value, o) for o in observed):
         shown = ", ".join(repr(_plain(o)) for o in list(observed)[:12])
         raise SpecError(key, f"{value!r} is not a value of column {col!r} (values: {shown})")
+
+
+def _is_factor(frame: Any, col: str, categorical: set[str]) -> bool:
+    """Whether the model treats the column as categorical (text, bool, or inside ``C()``)."""
+    import pandas as pd
+
+    series = frame[col]
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    return not numeric or col in categorical
+
+
+def _check_summary(
+    frame: Any,
+    col: str,
+    how: str,
+    key: str,
+    columns: list[str],
+    model_vars: set[str],
+    categorical: set[str],
+) -> None:
+    """``at = { x = "mean" }``: a summary of a model column (a factor's: its mode or a level)."""
+    _need_column(col, key, columns)
+    if col not in model_vars:
+        raise SpecError(
+            key, f"column {col!r} is not in the model's formula, so setting it has no effect"
+        )
+    if how == "mode" or not _is_factor(frame, col, categorical):
+        return
+    if any(_same(how, o) for o in _observed(frame[col])):
+        return  # a level that happens to be called "mean"
+    raise SpecError(
+        key, f"{how!r} summarises numeric columns and {col!r} is categorical; use 'mode' or a level"
+    )
+
+
+def check_newdata(q: QuantitySpec, frame: Any, key: str) -> None:
+    """A quantity's ``newdata`` frame holds its ``weights`` (numbers) and ``by`` columns."""
+    import pandas as pd
+
+    columns = [str(c) for c in frame.columns]
+    w = q.newdata.weights if q.newdata is not None else None
+    if w is not None:
+        _need_column(w, f"{key}.weights", columns)
+        if not pd.api.types.is_numeric_dtype(frame[w]) or (frame[w].dropna() < 0).any():
+            raise SpecError(f"{key}.weights", f"column {w!r} of newdata must hold numbers ≥ 0")
+    for i, col in enumerate(q.by):
+        _need_column(col, f"{q.key}.by" + (f"[{i}]" if len(q.by) > 1 else ""), columns)
+
+
+def _observed(series: Any) -> list[Any]:
+    import pandas as pd
+
+    return list(pd.unique(series.dropna()))
 
 
 def _plain(value: Any) -> Any:

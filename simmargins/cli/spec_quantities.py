@@ -7,15 +7,18 @@ the default names of quantities left unnamed.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..results.criteria import ADJUST_METHODS as ADJUST
 from .spec import (
+    COMPARISONS,
     CONTRAST_TYPES,
     QUANTITY_KINDS,
     SLOPES,
+    NewDataSpec,
     QuantitySpec,
     SpecError,
     describe_value,
@@ -25,6 +28,7 @@ from .spec_checks import (
     choice,
     grid_table,
     output_name,
+    read_data,
     read_kind,
     scalar,
     scalar_table,
@@ -33,9 +37,12 @@ from .spec_checks import (
 )
 
 _QUANTITY_ONLY = {
-    "atexog": ("predict",),
+    "atexog": ("predict", "dydx"),
     "variables": ("dydx",),
     "slope": ("dydx",),
+    "comparison": ("dydx", "contrasts"),
+    "shift": ("contrasts",),
+    "scale": ("contrasts",),
     "type": ("contrasts",),
     "var": ("contrasts",),
     "levels": ("contrasts",),
@@ -44,7 +51,22 @@ _QUANTITY_ONLY = {
     "weights": ("contrasts",),
     "labels": ("contrasts",),
 }
-_QUANTITY_COMMON = ("kind", "name", "by", "adjust")
+_QUANTITY_COMMON = ("kind", "name", "by", "adjust", "newdata")
+_NEWDATA_KEYS = ("path", "format", "categorical", "weights")
+_BY_TYPE = {  # contrast keys that only some types take
+    "var": ("pairwise", "reference", "consecutive", "all_pairwise"),
+    "levels": ("pairwise", "reference", "consecutive", "all_pairwise"),
+    "ref_level": ("reference",),
+    "scenarios": ("custom",),
+    "weights": ("custom",),
+    "labels": ("custom",),
+    "shift": ("shift",),
+    "scale": ("shift",),
+}
+_TYPE_HINT = {
+    "custom": "give scenarios and weights",
+    "shift": "give shift and/or scale",
+}
 
 
 def unique_names(quantities: list[QuantitySpec]) -> list[QuantitySpec]:
@@ -68,8 +90,16 @@ def unique_names(quantities: list[QuantitySpec]) -> list[QuantitySpec]:
     return out
 
 
-def read_quantity(t: Table, index: int) -> QuantitySpec:
-    """One ``[[quantity]]`` table, the ``index``-th of its analysis."""
+def read_quantity(t: Table, index: int, base: Path) -> QuantitySpec:
+    """One ``[[quantity]]`` table, the ``index``-th of its analysis (``base``: the spec's
+    folder, for a relative ``newdata`` path)."""
+    kind = t.raw.get("kind")
+    if kind in ("predict", "dydx") and t.has("weights"):
+        raise SpecError(
+            t.path("weights"),
+            "the weights of a newdata population go in its table: newdata = { path = "
+            "'population.csv', weights = 'column' }",
+        )
     kind, _ = read_kind(t, QUANTITY_KINDS, _QUANTITY_COMMON, _QUANTITY_ONLY, "quantity", "this one")
     common: dict[str, Any] = {
         "kind": kind,
@@ -77,28 +107,34 @@ def read_quantity(t: Table, index: int) -> QuantitySpec:
         "name": t.get("name", output_name, default=""),
         "by": t.get("by", strings, default=()),
         "adjust": t.get("adjust", choice(ADJUST), default="none"),
+        "newdata": t.get("newdata", lambda v, k: _newdata(v, k, base)),
     }
     if kind == "predict":
         return QuantitySpec(atexog=t.get("atexog", grid_table), **common)
+    comparison = t.get("comparison", choice(COMPARISONS), default="difference")
     if kind == "dydx":
+        slope = t.get("slope", choice(SLOPES), default="dydx")
+        for k, bad in (("atexog", t.has("atexog")), ("comparison", comparison != "difference")):
+            if bad and slope != "dydx":
+                raise SpecError(t.path(k), f"not available with slope {slope!r}; use 'dydx'")
         return QuantitySpec(
             variables=t.get("variables", strings, required=True),
-            slope=t.get("slope", choice(SLOPES), default="dydx"),
+            slope=slope,
+            atexog=t.get("atexog", grid_table),
+            comparison=comparison,
             **common,
         )
     ctype = t.get("type", choice(CONTRAST_TYPES), required=True)
+    common["comparison"] = comparison
+    for k, types in _BY_TYPE.items():
+        if t.has(k) and ctype not in types:
+            hint = _TYPE_HINT.get(ctype, "give var and levels")
+            users = " or ".join(map(repr, types))
+            raise SpecError(t.path(k), f"only used by type {users} (this one is {ctype!r}; {hint})")
     if ctype == "custom":
-        for k in ("var", "levels", "ref_level"):
-            if t.has(k):
-                raise SpecError(t.path(k), "not used by type 'custom' (give scenarios and weights)")
         return _custom_contrast(t, common)
-    for k in ("scenarios", "weights", "labels"):
-        if t.has(k):
-            raise SpecError(t.path(k), f"only used by type 'custom' (this contrast is {ctype!r})")
-    if t.has("ref_level") and ctype != "reference":
-        raise SpecError(
-            t.path("ref_level"), f"only used by type 'reference' (this one is {ctype!r})"
-        )
+    if ctype == "shift":
+        return _shift_contrast(t, common)
     var = t.get("var", string, required=True)
     levels = t.get("levels", _levels, required=True)
     if ctype == "pairwise" and len(levels) != 2:
@@ -112,6 +148,43 @@ def read_quantity(t: Table, index: int) -> QuantitySpec:
             t.path("ref_level"), f"{ref_level!r} is not one of the levels {list(levels)!r}"
         )
     return QuantitySpec(type=ctype, var=var, levels=levels, ref_level=ref_level, **common)
+
+
+def _newdata(value: Any, key: str, base: Path) -> NewDataSpec:
+    """``newdata``: a file path, or a table with its ``path`` and the ``weights`` column."""
+    if isinstance(value, str):
+        value = {"path": value}
+    t = Table(value, key, "a file path or a table with path and weights")
+    t.only(_NEWDATA_KEYS)
+    return NewDataSpec(read_data(t, base), t.get("weights", string))
+
+
+def _shift_contrast(t: Table, common: dict[str, Any]) -> QuantitySpec:
+    """``type = "shift"``: the data with x + c (``shift``) or c·x (``scale``) against the
+    data as observed."""
+
+    def amounts(words: tuple[str, ...]) -> Any:
+        def check(value: Any, key: str) -> dict[str, Any]:
+            table = scalar_table(value, key)
+            for col, v in table.items():
+                number = not isinstance(v, (bool, str)) and np.isfinite(v)
+                if not (number or v in words):
+                    extra = "".join(f" or {w!r}" for w in words)
+                    raise SpecError(
+                        f"{key}.{col}", f"expected a finite number{extra}, got {describe_value(v)}"
+                    )
+            return table
+
+        return check
+
+    shift = t.get("shift", amounts(("sd",)))
+    scale = t.get("scale", amounts(()))
+    if shift is None and scale is None:
+        raise SpecError(
+            t.path("shift"),
+            "type 'shift' needs shift = { x = 1 } (or 'sd') and/or scale = { x = 1.1 }",
+        )
+    return QuantitySpec(type="shift", shift=shift, scale=scale, **common)
 
 
 def _levels(value: Any, key: str) -> tuple[Any, ...]:

@@ -15,8 +15,10 @@ from typing import Any
 
 from ..results.criteria import INTERVALS
 from .spec import (
+    AT_KINDS,
+    AT_SUMMARIES,
     COV_TYPES,
-    DATA_FORMATS,
+    DF_METHODS,
     FAMILIES,
     LINKS,
     METHODS,
@@ -29,9 +31,9 @@ from .spec import (
     OutputSpec,
     RunSpec,
     SpecError,
-    data_format,
     describe_value,
     formula_names,
+    listing,
 )
 from .spec_checks import (
     Checker,
@@ -42,6 +44,7 @@ from .spec_checks import (
     level,
     output_name,
     positive_number,
+    read_data,
     read_kind,
     scalar_table,
     string,
@@ -76,7 +79,7 @@ _TOP_KEYS = ("name", "data", "model", "inference", "quantity", "analysis", "outp
 _ANALYSIS_KEYS = ("name", "data", "model", "inference", "quantity")
 _DATA_KEYS = ("path", "format", "categorical")
 _INFERENCE_KEYS = tuple(
-    "method n_sims n_boot level seed scale at weights cluster interval n_jobs".split()
+    "method n_sims n_boot level seed scale at weights cluster interval n_jobs df".split()
 )
 _OUTPUT_KEYS = ("plots", "dpi")
 
@@ -159,7 +162,7 @@ def _analysis(name: str, raw: dict[str, Any], base: Path) -> AnalysisSpec:
     qs = raw["quantity"]
     if not isinstance(qs, list) or not qs:
         raise SpecError("quantity", "expected one or more [[quantity]] tables")
-    quantities = [read_quantity(Table(q, f"quantity[{i}]"), i) for i, q in enumerate(qs)]
+    quantities = [read_quantity(Table(q, f"quantity[{i}]"), i, base) for i, q in enumerate(qs)]
     return AnalysisSpec(name, data, model, inference, tuple(unique_names(quantities)))
 
 
@@ -168,11 +171,7 @@ def _data(raw: Any, base: Path) -> DataSpec:
         raw = {"path": raw}
     t = Table(raw, "data", "a file path or a [data] table")
     t.only(_DATA_KEYS)
-    path = Path(t.get("path", string, required=True))
-    full = path if path.is_absolute() else base / path
-    fmt = t.get("format", choice(DATA_FORMATS)) or data_format(full, "data.path")
-    categorical = t.get("categorical", strings, default=())
-    return DataSpec(full, fmt, categorical)
+    return read_data(t, base)
 
 
 def _model(t: Table) -> ModelSpec:
@@ -231,12 +230,13 @@ def _inference(t: Table, model: ModelSpec) -> InferenceSpec:
 
     def at(value: Any, key: str) -> str | dict[str, Any]:
         if isinstance(value, str):
-            return choice(("overall", "mean"))(value, key)
+            return choice(AT_KINDS)(value, key)
         if isinstance(value, dict):
             return scalar_table(value, key)
         raise SpecError(
             key,
-            f"expected 'overall', 'mean' or a table of column = value, got {describe_value(value)}",
+            f"expected one of {listing(AT_KINDS)} or a table of column = value (a value may "
+            f"be {listing(AT_SUMMARIES)}), got {describe_value(value)}",
         )
 
     cluster = t.get("cluster", string)
@@ -246,8 +246,22 @@ def _inference(t: Table, model: ModelSpec) -> InferenceSpec:
             "a mixedlm bootstrap resamples the model's own groups; cluster is for the other kinds",
         )
     d = InferenceSpec()
+    method = t.get("method", choice(METHODS), d.method)
+    df = t.get("df", choice(DF_METHODS), d.df)
+    if df != "asymptotic":
+        why = ""
+        if model.kind != "mixedlm":
+            why = f"is for linear mixed models (model kind 'mixedlm'), not {model.kind!r}"
+        elif method == "bootstrap":
+            why = "applies to the simulation and delta routes; a bootstrap's intervals come "
+            why += "from its refits"
+        elif df == "kenward-roger" and model.fit.get("reml") is False:
+            why = "needs a REML fit (model.fit.reml = true); use 'satterthwaite' for ML"
+        if why:
+            raise SpecError(t.path("df"), f"{df!r} {why}; leave df out (or 'asymptotic')")
     return InferenceSpec(
-        method=t.get("method", choice(METHODS), d.method),
+        df=df,
+        method=method,
         n_sims=t.get("n_sims", integer(2), d.n_sims),
         n_boot=t.get("n_boot", integer(2), d.n_boot),
         level=t.get("level", level, d.level),

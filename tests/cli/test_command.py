@@ -438,7 +438,7 @@ def test_docs_example_runs_as_written(tmp_path):
         "classroom": ["effects", "age_by_sex", "treatment_by_sex", "schools",
                       "treated_woman_vs_untreated_man"],
         "classroom_ols": ["dydx"],
-        "classroom_gamma": ["dydx", "predict"],
+        "classroom_gamma": ["dydx", "predict", "older"],
         "sleepstudy": ["slope", "week"],
     }  # fmt: skip
     for analysis, names in expected.items():
@@ -458,6 +458,11 @@ def test_docs_example_runs_as_written(tmp_path):
         np.testing.assert_allclose(row["estimate"], expected_mean, rtol=1e-8)
     schools = pd.read_csv(out / "classroom" / "schools" / "margins.csv")
     assert len(schools) == 6  # all pairs of four schools
+    older = pd.read_csv(out / "classroom_gamma" / "older" / "margins.csv")
+    ratio = glm.predict(df.assign(age=df["age"] + 10)).mean() / glm.predict(df).mean()
+    np.testing.assert_allclose(older["estimate"].iloc[0], ratio, rtol=1e-8)
+    slope = pd.read_csv(out / "sleepstudy" / "slope" / "margins.csv")
+    assert abs(slope["df"].iloc[0] - 17.0) < 1e-3  # pbkrtest's Kenward-Roger df for Days
 
 
 # -- bad specs ----------------------------------------------------------------------------------
@@ -516,8 +521,9 @@ BAD_SPECS = [
      ["model.kind: got 'olss'", "did you mean 'ols'?"]),
     ("key of another model kind", ('kind = "ols"', 'kind = "ols"\ngroups = "g"'),
      ["model.groups: only used by model kind 'mixedlm'"]),
-    ("key of another quantity kind", ('variables = ["age"]', 'variables = ["age"]\natexog = {}'),
-     ["quantity[0].atexog: only used by quantity kind 'predict'"]),
+    ("key of another quantity kind",
+     ('variables = ["age"]', 'variables = ["age"]\nshift = { age = 1 }'),
+     ["quantity[0].shift: only used by quantity kind 'contrasts'"]),
     ("level out of range", ("n_sims = 50", "n_sims = 50\nlevel = 95"),
      ["inference.level: must lie strictly between 0 and 1"]),
     ("at column unknown", ("n_sims = 50", "n_sims = 50\nat = { ag = 30 }"),
@@ -584,6 +590,58 @@ MORE_BAD_SPECS = [
     ("duplicate analysis names",
      ("", '\n[[analysis]]\nname = "a"\n[[analysis]]\nname = "a"\n'),
      ["analysis 'a': the name is used by two analyses"]),
+    # the keys of the comparisons, representative values, new data and small-sample df
+    ("df of an ols", ("n_sims = 50", 'n_sims = 50\ndf = "satterthwaite"'),
+     ["inference.df: 'satterthwaite' is for linear mixed models (model kind 'mixedlm')"]),
+    ("df misspelt", [MIXEDLM, ("n_sims = 50", 'n_sims = 50\ndf = "kenward_roger"')],
+     ["inference.df: got 'kenward_roger'", "did you mean 'kenward-roger'?"]),
+    ("kenward-roger on an ML fit",
+     [MIXEDLM, ("[inference]", "fit = { reml = false }\n[inference]\ndf = 'kenward-roger'")],
+     ["inference.df: 'kenward-roger' needs a REML fit"]),
+    ("df with the bootstrap",
+     [MIXEDLM, ("n_sims = 50", 'n_sims = 50\nmethod = "bootstrap"\ndf = "satterthwaite"')],
+     ["inference.df: 'satterthwaite' applies to the simulation and delta routes"]),
+    ("at misspelt", ("n_sims = 50", 'n_sims = 50\nat = "medain"'),
+     ["inference.at: got 'medain'", "did you mean 'median'?"]),
+    ("at mean of a factor", ("n_sims = 50", 'n_sims = 50\nat = { g = "mean" }'),
+     ["inference.at.g: 'mean' summarises numeric columns and 'g' is categorical"]),
+    ("comparison misspelt", (CUSTOM, CUSTOM + '\ncomparison = "ratios"'),
+     ["quantity[2].comparison: got 'ratios'", "did you mean 'ratio'?"]),
+    ("comparison of a prediction", ("t = [0, 1] }", 't = [0, 1] }\ncomparison = "ratio"'),
+     ["quantity[1].comparison: only used by quantity kind 'dydx' or 'contrasts'"]),
+    ("ratio of a numeric dydx",
+     ('variables = ["age"]', 'variables = ["age"]\ncomparison = "ratio"'),
+     ["quantity[0].comparison: 'ratio' compares two averaged predictions", "'age' is numeric"]),
+    ("dydx atexog with an elasticity",
+     ('variables = ["age"]', 'variables = ["age"]\nslope = "eyex"\natexog = { t = [0, 1] }'),
+     ["quantity[0].atexog: not available with slope 'eyex'"]),
+    ("dydx atexog value not a level",
+     ('variables = ["age"]', 'variables = ["age"]\natexog = { g = [1] }'),
+     ["quantity[0].atexog.g: 1 is not a value of column 'g'"]),
+    ("lnor of margins outside (0, 1)", (CUSTOM, CUSTOM + '\ncomparison = "lnor"'),
+     ["quantity[2].comparison: 'lnor' is undefined"]),
+    ("shift of a factor", (CUSTOM, 'type = "shift"\nshift = { g = 1 }'),
+     ["quantity[2].shift.g: shift moves a numeric column, and 'g' is categorical"]),
+    ("shift by a word", (CUSTOM, 'type = "shift"\nshift = { age = "sdd" }'),
+     ["quantity[2].shift.age: expected a finite number or 'sd', got the string 'sdd'"]),
+    ("scale by sd", (CUSTOM, 'type = "shift"\nscale = { age = "sd" }'),
+     ["quantity[2].scale.age: expected a finite number, got the string 'sd'"]),
+    ("shift without amounts", (CUSTOM, 'type = "shift"'),
+     ["quantity[2].shift: type 'shift' needs shift = { x = 1 }"]),
+    ("shift with levels", ('type = "reference"', 'type = "shift"\nshift = { age = 1 }'),
+     ["quantity[2].var: only used by type", "this one is 'shift'"]),
+    ("shift of a column not in the model", (CUSTOM, 'type = "shift"\nshift = { e = 1 }'),
+     ["quantity[2].shift.e: column 'e' is not in the model's formula"]),
+    ("newdata not found", ('variables = ["age"]', 'variables = ["age"]\nnewdata = "pop.csv"'),
+     ["quantity[0].newdata.path: file", "pop.csv", "not found"]),
+    ("newdata weights column missing",
+     ('variables = ["age"]', 'variables = ["age"]\nnewdata = { path = "data.csv", weights = "w" }'),
+     ["quantity[0].newdata.weights: 'w' is not a column of the data"]),
+    ("newdata key misspelt",
+     ('variables = ["age"]', 'variables = ["age"]\nnewdata = { path = "data.csv", weight = "e" }'),
+     ["quantity[0].newdata.weight: unknown key; did you mean 'weights'?"]),
+    ("weights beside newdata", ("t = [0, 1] }", 't = [0, 1] }\nweights = "e"'),
+     ["quantity[1].weights: the weights of a newdata population go in its table"]),
 ]  # fmt: skip
 
 
