@@ -28,7 +28,7 @@ BAD_SESSION = [
         "did you mean 'delta'?",
     ),
     ({"scale": "logit"}, MarginsValueError, "scale: got 'logit'"),
-    ({"at": "median"}, MarginsValueError, "at: got 'median'"),
+    ({"at": "modal"}, MarginsValueError, "at: got 'modal'"),
     (
         {"at": {"agee": 30}},
         MarginsValueError,

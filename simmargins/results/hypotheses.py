@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from .._errors import MarginsTypeError, MarginsValueError
 from .._validate import suggest
@@ -351,7 +351,7 @@ def hypothesis_test(
         C = G @ comb._ds["coef_cov"].to_numpy() @ G.T
         inv, df = _pinv_rank(C)
         stat = float(_mahalanobis(d, inv))
-        p_delta = float(stats.chi2.sf(stat, df)) if df else float("nan")
+        p_delta = float(special.chdtrc(df, stat)) if df else float("nan")
         p_draws, dstat = _joint_draws(interval, est, draws, r)
     return HypothesisTest(
         hypotheses=eq, combination=comb, value=r, kind="wald", route=res.method,
@@ -384,7 +384,7 @@ def _joint_draws(
     inv, rank = _pinv_rank(np.cov(c, rowvar=False))
     if interval == "normal":
         stat = float(_mahalanobis(est - r, inv))
-        return (float(stats.chi2.sf(stat, rank)) if rank else float("nan")), stat
+        return (float(special.chdtrc(rank, stat)) if rank else float("nan")), stat
     centre = c.mean(axis=0)
     dist = _mahalanobis(c - centre, inv)
     stat = float(_mahalanobis(r - centre, inv))
