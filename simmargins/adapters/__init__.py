@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from ._base import ModelAdapter, StatsmodelsAdapter, adapter_class, supported_models
+from .blup import StatsmodelsBLUPAdapter
 from .discrete import StatsmodelsDiscreteAdapter
 from .gee import StatsmodelsGEEAdapter
 from .glm import StatsmodelsGLMAdapter
@@ -21,6 +22,7 @@ from .mixedlm import StatsmodelsMixedLMAdapter
 __all__ = [
     "ModelAdapter",
     "StatsmodelsAdapter",
+    "StatsmodelsBLUPAdapter",
     "StatsmodelsDiscreteAdapter",
     "StatsmodelsGEEAdapter",
     "StatsmodelsGLMAdapter",

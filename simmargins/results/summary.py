@@ -42,6 +42,10 @@ _AT_WORDS = {
     "balanced": "emmeans' reference grid: each combination of factor levels once, numeric "
     "covariates at their means",
 }
+_RANDOM_EFFECTS_WORDS = {
+    "blup": "each row's cluster's predicted random effects",
+    "new": "a new cluster, random effects integrated over their distribution",
+}
 _COMPARISON_WORDS = {
     "ratio": "ratio of averaged predictions, μ1/μ0",
     "lnratio": "log ratio of averaged predictions, log(μ1/μ0)",
@@ -65,6 +69,9 @@ def _what_was_computed(res: MarginsResult, info: dict[str, object]) -> list[str]
         out.append(f"Scale: {attrs['scale']} (link {attrs.get('link', '?')})")
     if attrs.get("population"):
         out.append(f"Population: {attrs['population']}")
+    effects = str(attrs.get("random_effects", "zero"))
+    if effects != "zero":
+        out.append(f"Random effects: {effects} ({_RANDOM_EFFECTS_WORDS.get(effects, effects)})")
     comparison = str(attrs.get("comparison", "difference"))
     if comparison in _COMPARISON_WORDS:
         out.append(f"Comparison: {_COMPARISON_WORDS[comparison]}")

@@ -12,13 +12,28 @@ import pandas as pd
 
 from .._errors import MarginsTypeError, MarginsValueError
 from .._validate import check_choice, check_variable
-from ..adapters import ModelAdapter, adapter_for
+from ..adapters import ModelAdapter, StatsmodelsBLUPAdapter, adapter_for
 from ..engine.design import CounterfactualData
 from ..engine.scenarios import format_value, scenario_label
 from .checks import fit_weight_kinds
 from .population import at_medians, resolve_at
 
 AT_KINDS = ("overall", "mean", "median", "balanced")
+RANDOM_EFFECTS = ("zero", "blup", "new")
+_RANDOM_EFFECTS_REFUSED = {
+    "model": "random_effects: {name!r} is for linear mixed models (MixedLM); this is a "
+    "{model}, which has no random effects, so use 'zero'",
+    "new": "random_effects: 'new' (a new cluster, integrating the random effects over their "
+    "distribution) is not implemented yet; use 'zero' (the population average, whose "
+    "estimate it would share for a linear mixed model) or 'blup'",
+    "bootstrap": "random_effects: 'blup' takes its uncertainty from the mixed-model "
+    "equations (delta or simulation); a bootstrap refit's random effects belong to "
+    "resampled clusters, so use method='simulation' or 'delta'",
+    "df": "random_effects: small-sample df={df!r} are for fixed-effect quantities; with "
+    "'blup' use df='asymptotic'",
+    "median": "random_effects: at='median' would set the group to its modal cluster for "
+    "every row; with 'blup' fix the variables you mean with an at= dict instead",
+}
 
 
 def check_n_jobs(n_jobs: Any) -> int | None:
@@ -242,3 +257,35 @@ def check_df(
         )
     probe = np.eye(1, len(adapter.coef_names))  # the covariance does not depend on G
     return name, small_sample_df(adapter, probe, name)[1]
+
+
+def check_random_effects(
+    adapter: ModelAdapter, kind: Any, method: str, df: Any, at: Any
+) -> tuple[str, ModelAdapter]:
+    """``random_effects=``: the kind, and the adapter it implies.
+
+    ``"zero"`` (random effects at zero: for a linear mixed model the population average)
+    keeps the adapter; ``"blup"`` wraps a MixedLM adapter so that each row's prediction
+    includes its cluster's predicted random effects (:class:`StatsmodelsBLUPAdapter`).
+    """
+    name = check_choice("random_effects", kind, RANDOM_EFFECTS)
+    given = isinstance(adapter, StatsmodelsBLUPAdapter)
+    if given and name != "blup":
+        raise MarginsValueError(
+            "random_effects: the adapter given includes the random effects (BLUPs); "
+            "pass random_effects='blup' with it, or give the MixedLM adapter itself"
+        )
+    if name == "zero":
+        return name, adapter
+    refusals = {
+        "model": adapter.model_class != "MixedLM",
+        "new": name == "new",
+        "bootstrap": method == "bootstrap",
+        "df": df != "asymptotic",
+        "median": isinstance(at, str) and at == "median",
+    }
+    reason = next((k for k, hit in refusals.items() if hit), None)
+    if reason is not None:
+        raise MarginsValueError(_RANDOM_EFFECTS_REFUSED[reason].format(
+            name=name, model=adapter.model_class, df=df))  # fmt: skip
+    return name, adapter if given else StatsmodelsBLUPAdapter(adapter)

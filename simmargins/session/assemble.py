@@ -188,6 +188,7 @@ def result_dataset(
             "link": ad.link.name,
             "versions": _versions(),
             "grid_columns": grid_cols,
+            "random_effects": session.random_effects,
         },
     )
     return ds

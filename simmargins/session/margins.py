@@ -45,6 +45,7 @@ from .arguments import (
     check_df,
     check_fraction,
     check_n_jobs,
+    check_random_effects,
     check_varies,
     check_weights,
 )
@@ -128,6 +129,10 @@ class Margins:
     training_data : pandas.DataFrame, optional
         The rows an array-interface fit (``sm.Logit(y, X).fit()``) was fitted on, with
         columns named like ``X``'s; formula fits recover their rows themselves.
+    random_effects : {"zero", "blup", "new"}
+        A MixedLM's random effects at zero (the population average; default) or at each
+        row's cluster's BLUPs (``"blup"``, covariance from the mixed-model equations; ``by=``
+        the group column: one result per cluster). ``"new"`` is not implemented yet.
 
     Examples
     --------
@@ -164,6 +169,7 @@ class Margins:
         refit: str = "auto",
         training_data: pd.DataFrame | None = None,
         df: str = "asymptotic",
+        random_effects: str = "zero",
     ) -> None:
         self.scale = check_choice("scale", scale, SCALES)
         self.method = check_choice("method", method, METHODS)
@@ -180,6 +186,8 @@ class Margins:
         self.boot_max_fail = check_fraction("boot_max_fail", boot_max_fail)
         self._boot: BootstrapDraws | None = None
         self.adapter: ModelAdapter = check_adapter(fit, adapter, training_data)
+        self.random_effects, self.adapter = check_random_effects(
+            self.adapter, random_effects, self.method, df, at)  # fmt: skip
         check_finite_fit(self.adapter)
         warn_if_not_converged(self.adapter)
         self._cf = CounterfactualData(
