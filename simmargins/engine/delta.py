@@ -8,7 +8,10 @@ relative curvature κ = ‖LᵀHL‖₂ / ‖Lᵀg‖₂ with V̂ = LLᵀ (Bates
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +25,29 @@ class Moments:
     value: float
     grad: np.ndarray  # (K,)
     hess: np.ndarray | None  # (K, K), None for identity links where it is zero
+
+
+_CONTROLLER: list[Any] = []  # threadpoolctl's view of the loaded BLAS, made on first use
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run the block with BLAS on one thread (numba's pool keeps its threads).
+
+    The products of a request are thin (N × K with K ~ 10–50, or S × K): OpenBLAS gains
+    little from a second thread there, and after each threaded call its workers spin for
+    a while. On a machine whose other cores are busy those spinning workers take the core
+    the next step needs: a 56-point grid of the seed model at 20,000 rows took 0.5–1.2 s
+    with two OpenBLAS threads and 0.16–0.17 s inside this block (issue 12; limiting only
+    the moments was not enough, every product of the request has to be in the block).
+    Meant to wrap a whole request; nested use is harmless.
+    """
+    if not _CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER.append(ThreadpoolController())
+    with _CONTROLLER[0].limit(limits=1, user_api="blas"):
+        yield
 
 
 # rows from which the nonlinear moments run on numba's threads rather than through BLAS

@@ -71,6 +71,17 @@ def _categorical_plan(spec: Any, columns: list[str]) -> dict[str, tuple[Any, ...
     return {k: v for k, v in plan.items() if k not in refused}
 
 
+def _level_codes(col: pd.Series, levels: tuple[Any, ...]) -> np.ndarray | None:
+    """Each value's position among the fit-time levels; None if any value is not a level."""
+    try:
+        codes = pd.Index(list(levels), dtype=object).get_indexer(col.astype(object))
+    except (TypeError, ValueError):
+        return None
+    if codes.size and codes.min() < 0:
+        return None
+    return np.asarray(codes, dtype=np.int64)
+
+
 def patsy_categoricals(spec: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with categorical string/bool columns as pandas categoricals in the fit's levels.
 
@@ -88,11 +99,11 @@ def patsy_categoricals(spec: Any, frame: pd.DataFrame) -> pd.DataFrame:
             pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
         ):
             continue
-        try:
-            cat = pd.Categorical(col, categories=list(levels))
-        except (TypeError, ValueError):
+        codes = _level_codes(col, levels)
+        if codes is None:
             continue
-        if tuple(cat.categories) != levels or (len(cat) and cat.codes.min() < 0):
+        cat = pd.Categorical.from_codes(codes, categories=pd.Index(list(levels), dtype=object))
+        if tuple(cat.categories) != levels:
             continue
         if out is frame:
             out = frame.copy(deep=False)
@@ -100,15 +111,80 @@ def patsy_categoricals(spec: Any, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def build_design(spec: Any, frame: pd.DataFrame) -> np.ndarray:
-    """Design matrix of ``frame`` through ``spec``, float64, C-contiguous, no rows dropped."""
+# rows from which a patsy build takes its categorical-only terms from their level combinations
+_SPLIT_ROWS = 256
+_FULL_GRID = 4096  # level combinations up to which every combination is built
+
+
+def _level_rows(
+    frame: pd.DataFrame, names: list[str], plan: dict[str, tuple[Any, ...]]
+) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """(one row per level combination, each row's combination) for columns read only as
+    categorical factors; None when a value is not a fit-time level (the plain build then
+    raises patsy's own error for it)."""
+    codes = []
+    for name in names:
+        c = _level_codes(frame[name], plan[name])
+        if c is None:
+            return None
+        codes.append(c)
+    sizes = [len(plan[n]) for n in names]
+    key = np.zeros(len(frame), dtype=np.int64)
+    for c, size in zip(codes, sizes, strict=True):
+        key = key * size + c
+    total = int(np.prod(sizes))
+    if total <= _FULL_GRID:
+        combos, inverse = np.arange(total), key
+    else:
+        combos, inverse = np.unique(key, return_inverse=True)
+    small: dict[str, np.ndarray] = {}
+    rest = combos.copy()
+    for name, size in reversed(list(zip(names, sizes, strict=True))):
+        levels = np.empty(size, dtype=object)
+        levels[:] = list(plan[name])
+        small[name] = levels[rest % size]
+        rest //= size
+    return pd.DataFrame({n: small[n] for n in names}), inverse
+
+
+def _build_patsy(spec: Any, frame: pd.DataFrame, split: bool) -> np.ndarray:
+    """patsy's build, except that terms made only of categorical factors are built on one
+    row per level combination and gathered: patsy encodes ``C(x)`` of a string column
+    element by element in Python, but a term's row depends only on that row's levels."""
+    import patsy
+
+    frame = patsy_categoricals(spec, frame)
+    terms = spec_terms(spec, list(frame.columns)) if split and len(frame) > _SPLIT_ROWS else None
+    if terms is not None:
+        plan = _categorical_plan(spec, list(frame.columns))
+        by_level = [
+            t for t in terms if t.categorical and t.variables and t.variables <= plan.keys()
+        ]
+        names = sorted({n for t in by_level for n in t.variables or ()})
+        rows = _level_rows(frame, names, plan) if by_level else None
+        if rows is not None:
+            small, inverse = rows
+            out = np.empty((len(frame), len(spec_column_names(spec))))
+            cols = [i for t in by_level for i in t.columns]
+            out[:, cols] = term_columns(spec, by_level, small, split=False)[inverse]
+            rest = [t for t in terms if t not in by_level]
+            if rest:
+                cols = [i for t in rest for i in t.columns]
+                out[:, cols] = term_columns(spec, rest, frame, split=False)
+            return out
+    (mat,) = patsy.build_design_matrices([spec], frame, NA_action="raise")
+    return np.asarray(mat, dtype=np.float64)
+
+
+def build_design(spec: Any, frame: pd.DataFrame, split: bool = True) -> np.ndarray:
+    """Design matrix of ``frame`` through ``spec``, float64, C-contiguous, no rows dropped.
+
+    With patsy, categorical-only terms come from their level combinations (``split``):
+    the same numbers, without patsy's element-by-element encoding of every row.
+    """
     try:
         if _is_patsy(spec):
-            import patsy
-
-            frame = patsy_categoricals(spec, frame)
-            (mat,) = patsy.build_design_matrices([spec], frame, NA_action="raise")
-            out = np.asarray(mat, dtype=np.float64)
+            out = _build_patsy(spec, frame, split)
         else:
             mm = spec.get_model_matrix(frame, na_action="raise", output="numpy")
             out = np.asarray(mm, dtype=np.float64)
@@ -221,13 +297,15 @@ def spec_terms(spec: Any, columns: list[str]) -> list[TermColumns] | None:
     return out
 
 
-def term_columns(spec: Any, terms: list[TermColumns], frame: pd.DataFrame) -> np.ndarray:
+def term_columns(
+    spec: Any, terms: list[TermColumns], frame: pd.DataFrame, split: bool = True
+) -> np.ndarray:
     """The design columns of ``terms`` on ``frame`` through the fit's spec, restricted to
     those terms (fit-time state, codings and levels kept), in the order of their columns
     concatenated. Equal to the same columns of a full rebuild."""
     keys = [t.key for t in terms]
     sub = spec.subset(keys)
-    mat = build_design(sub, frame)
+    mat = build_design(sub, frame, split)
     where = sub.term_slices if _is_patsy(sub) else sub.term_indices
     picks: list[int] = []
     for t in terms:

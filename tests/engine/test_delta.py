@@ -182,3 +182,19 @@ def test_weighted_moments_do_not_depend_on_the_thread_count():
         numba.set_num_threads(before)
     np.testing.assert_array_equal(one[0], many[0])
     np.testing.assert_array_equal(one[1], many[1])
+
+
+def test_one_blas_thread_limits_blas_inside_and_restores_it():
+    from threadpoolctl import threadpool_info
+
+    from simmargins.engine.delta import one_blas_thread
+
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    with one_blas_thread():
+        assert all(n == 1 for n in blas_threads())
+        with one_blas_thread():
+            assert all(n == 1 for n in blas_threads())
+    assert blas_threads() == before

@@ -171,3 +171,31 @@ def test_columns_also_read_by_an_expression_reach_patsy_unchanged(frame):
     assert isinstance(coded["k"].dtype, pd.CategoricalDtype)
     assert isinstance(coded["h"].dtype, pd.CategoricalDtype)  # bool, read directly
     assert frame["k"].dtype != coded["k"].dtype  # the caller's frame is not modified
+
+
+@pytest.mark.parametrize("full_grid", [4096, 4])  # 4: only the combinations present
+def test_categorical_terms_from_level_combinations_equal_patsy(full_grid, monkeypatch):
+    from simmargins.engine import formula
+    from simmargins.engine.formula import build_design
+
+    monkeypatch.setattr(formula, "_FULL_GRID", full_grid)
+    n_levels = 5
+    rng = np.random.default_rng(full_grid)
+    n = 3000
+    df = pd.DataFrame(
+        {
+            "a": rng.choice([f"a{i}" for i in range(n_levels)], n),
+            "b": rng.choice([f"b{i}" for i in range(n_levels)], n),
+            "t": rng.random(n) > 0.5,
+            "x": rng.normal(size=n),
+        }
+    )
+    df["y"] = rng.normal(size=n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = smf.ols("y ~ C(a, Sum):C(b) + t + C(b):x + x", df).fit().model.data
+    spec = getattr(spec, "model_spec", None) or spec.design_info
+    np.testing.assert_array_equal(build_design(spec, df), _raw_rebuild(spec, df))
+    bad = df.assign(a=df["a"].where(df.index != 7, "zz"))  # a value that is not a level
+    with pytest.raises(Exception, match="zz"):
+        build_design(spec, bad)
