@@ -319,3 +319,60 @@ class CounterfactualData:
         if not np.isfinite(scale) or scale <= 1e-8 * magnitude:  # constant in the data
             scale = magnitude
         return 1e-5 * scale
+
+
+# bytes of changed-column values the one-pass route materialises at once (a batch of settings)
+_UPDATE_BYTES = 64 << 20
+
+
+def scenario_margin_draws(
+    cf: CounterfactualData,
+    settings: list[Setting],
+    weights: np.ndarray,
+    B: np.ndarray,
+    code: int,
+    power: float = 1.0,
+    max_bytes: int = _UPDATE_BYTES,
+) -> np.ndarray | None:
+    """Margins over the draws ``B`` of every setting, from one base design (issue 12, item 3).
+
+    Each setting is a low-rank update of ``cf.base_design()`` (``design_update``), and
+    ``kernels.scenario_draws`` runs a batch of them in one pass over the rows; batches hold
+    at most ``max_bytes`` of changed-column values, so memory stays bounded whatever the
+    number of settings. Returns (settings, S), equal to ``margin_draws`` on each setting's
+    full design to rounding, or None when a setting is not such an update (an array fit, an
+    offset or exposure setting, a clipped step with per-row weights): the caller then takes
+    the setting-by-setting route.
+    """
+    from .kernels import scenario_draws  # numba loads only for nonlinear links
+
+    X0, off0 = cf.base_design()
+    base_off = np.zeros(X0.shape[0]) if off0 is None else off0
+    out = np.empty((len(settings), B.shape[0]))
+    batch: list[tuple[int, tuple[np.ndarray, np.ndarray]]] = []
+    held = 0
+
+    def flush() -> None:
+        if batch:
+            got = scenario_draws(X0, base_off, weights, B, [u for _, u in batch], code, power)
+            for (j, _), row in zip(batch, got, strict=True):
+                out[j] = row
+            batch.clear()
+
+    for j, setting in enumerate(settings):
+        if any(n in OFFSET_SETTINGS and n not in cf.variables for n, _ in setting.values):
+            return None
+        if cf.row_scale(setting) is not None:
+            return None
+        update = cf.design_update(setting)
+        if update is None:
+            return None
+        cols, values, _ = update
+        size = values.nbytes
+        if batch and held + size > max_bytes:
+            flush()
+            held = 0
+        batch.append((j, (cols, np.ascontiguousarray(values))))
+        held += size
+    flush()
+    return out
