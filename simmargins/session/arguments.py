@@ -240,11 +240,11 @@ def check_df(
 
     Only linear mixed models have small-sample df here; Kenward–Roger needs a REML fit.
     """
-    from ..adapters.lmm_df import DF_METHODS, small_sample_df
-
-    name = check_choice("df", df, DF_METHODS)
-    if name == "asymptotic":
+    name = check_choice("df", df, ("asymptotic", "satterthwaite", "kenward-roger"))
+    if name == "asymptotic":  # no import of the df machinery (and numba) for the default
         return name, None
+    from ..adapters.lmm_df import small_sample_df
+
     if adapter.model_class != "MixedLM":
         raise MarginsValueError(
             f"df: {name!r} degrees of freedom are for linear mixed models (MixedLM); this is "
