@@ -66,7 +66,7 @@ def scenario_moments(
     """Value, gradient and Hessian of one scenario's margin at β̂.
 
     For nonlinear links on many rows the passes over X run on numba's thread pool
-    (``kernels.linear_predictor``, ``kernels.weighted_moments``), not BLAS, so that a
+    (``moments.linear_predictor``, ``moments.weighted_moments``), not BLAS, so that a
     product right after a kernel does not wait for the kernel's threads (issue 12).
     ``on_numba=False`` is the straightforward numpy/BLAS route (the tests' reference);
     None picks by size.
@@ -78,7 +78,7 @@ def scenario_moments(
     if on_numba is None:
         on_numba = X.shape[0] >= _NUMBA_ROWS
     if on_numba:
-        from .kernels import linear_predictor, weighted_moments  # numba loads only here
+        from .moments import linear_predictor, weighted_moments  # numba loads only here
 
         eta = linear_predictor(X, beta, offset)
         value = float(wn @ link.h(eta))

@@ -337,14 +337,14 @@ def scenario_margin_draws(
     """Margins over the draws ``B`` of every setting, from one base design (issue 12, item 3).
 
     Each setting is a low-rank update of ``cf.base_design()`` (``design_update``), and
-    ``kernels.scenario_draws`` runs a batch of them in one pass over the rows; batches hold
+    ``scenario_kernels.scenario_draws`` runs a batch of them in one pass over the rows; batches hold
     at most ``max_bytes`` of changed-column values, so memory stays bounded whatever the
     number of settings. Returns (settings, S), equal to ``margin_draws`` on each setting's
     full design to rounding, or None when a setting is not such an update (an array fit, an
     offset or exposure setting, a clipped step with per-row weights): the caller then takes
     the setting-by-setting route.
     """
-    from .kernels import scenario_draws  # numba loads only for nonlinear links
+    from .scenario_kernels import scenario_draws  # numba loads only for nonlinear links
 
     X0, off0 = cf.base_design()
     base_off = np.zeros(X0.shape[0]) if off0 is None else off0

@@ -167,7 +167,7 @@ def test_numba_moments_match_the_numpy_twin(link, n, k):
 def test_weighted_moments_do_not_depend_on_the_thread_count():
     import numba
 
-    from simmargins.engine.kernels import weighted_moments
+    from simmargins.engine.moments import weighted_moments
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(30_001, 5))

@@ -207,7 +207,7 @@ def _updates(X: np.ndarray, rng: np.random.Generator) -> list[tuple[np.ndarray, 
 @pytest.mark.parametrize(("n", "s"), [(1037, 17), (128, 8), (1, 1)])
 def test_scenario_draws_equal_one_margin_per_scenario(link, n, s):
     """The one-pass route equals the straightforward one: each scenario's full design."""
-    from simmargins.engine.kernels import scenario_draws
+    from simmargins.engine.scenario_kernels import scenario_draws
 
     X, off, w, B = _make_problem(n=n, k=7, s=s, seed=n + s)
     rng = np.random.default_rng(n)
@@ -221,7 +221,7 @@ def test_scenario_draws_equal_one_margin_per_scenario(link, n, s):
 
 
 def test_scenario_draws_do_not_depend_on_the_thread_count():
-    from simmargins.engine.kernels import scenario_draws
+    from simmargins.engine.scenario_kernels import scenario_draws
 
     X, off, w, B = _make_problem(n=20_000, k=6, s=9)
     updates = _updates(X, np.random.default_rng(2))
@@ -237,7 +237,7 @@ def test_scenario_draws_do_not_depend_on_the_thread_count():
 
 
 def test_scenario_draws_refuse_bad_updates():
-    from simmargins.engine.kernels import scenario_draws
+    from simmargins.engine.scenario_kernels import scenario_draws
 
     X, off, w, B = _make_problem(n=10, k=3, s=2)
     with pytest.raises(ValueError, match=r"column indices in 0\.\.2"):

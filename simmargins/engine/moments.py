@@ -1,0 +1,125 @@
+"""The delta method's row passes on numba's pool: η = Xβ + o, ∇ = Σ aᵢxᵢ and
+H = Σ bᵢxᵢxᵢᵀ, tiled like the margin kernel and chunked so the result does not depend on
+the thread count. They run here rather than through BLAS so that the two thread pools
+never fight (see :mod:`.kernels`, "Threads")."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .kernels import _ROW_TILE, _as_f64, _load_tile, _n_chunks  # sets OMP_WAIT_POLICY first
+
+
+@numba.njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
+def _gram_tile(
+    xt: np.ndarray, a_t: np.ndarray, b_t: np.ndarray, wb: np.ndarray, g: np.ndarray, H: np.ndarray
+) -> None:
+    """g += Σ_i a_i x_i and H[p, q ≤ p] += Σ_i b_i x_ip x_iq over one transposed tile.
+
+    Each tile sum is a dot product over 128 rows that reassociation lets vectorise (its
+    order is fixed by the build, not by the threads); four columns q share each load of
+    b·x_p.
+    """
+    k = xt.shape[0]
+    for p in range(k):
+        xp = xt[p]
+        t = 0.0
+        for i in range(_ROW_TILE):
+            wb[i] = b_t[i] * xp[i]
+            t += a_t[i] * xp[i]
+        g[p] += t
+        q = 0
+        while q + 4 <= p + 1:
+            x0, x1, x2, x3 = xt[q], xt[q + 1], xt[q + 2], xt[q + 3]
+            s0 = s1 = s2 = s3 = 0.0
+            for i in range(_ROW_TILE):
+                v = wb[i]
+                s0 += v * x0[i]
+                s1 += v * x1[i]
+                s2 += v * x2[i]
+                s3 += v * x3[i]
+            H[p, q] += s0
+            H[p, q + 1] += s1
+            H[p, q + 2] += s2
+            H[p, q + 3] += s3
+            q += 4
+        while q <= p:
+            xq = xt[q]
+            s0 = 0.0
+            for i in range(_ROW_TILE):
+                s0 += wb[i] * xq[i]
+            H[p, q] += s0
+            q += 1
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _moments_numba(
+    X: np.ndarray, a: np.ndarray, b: np.ndarray, n_chunks: int
+) -> tuple[np.ndarray, np.ndarray]:
+    n, k = X.shape
+    n_tiles = (n + _ROW_TILE - 1) // _ROW_TILE
+    g_acc = np.zeros((n_chunks, k))
+    h_acc = np.zeros((n_chunks, k, k))
+    for c in numba.prange(n_chunks):
+        xt = np.empty((k, _ROW_TILE))
+        a_t = np.empty(_ROW_TILE)
+        b_t = np.empty(_ROW_TILE)
+        wb = np.empty(_ROW_TILE)
+        for tile in range(c * n_tiles // n_chunks, (c + 1) * n_tiles // n_chunks):
+            r0 = tile * _ROW_TILE
+            r1 = min(n, r0 + _ROW_TILE)
+            _load_tile(X, a, b, r0, r1, xt, a_t, b_t)
+            _gram_tile(xt, a_t, b_t, wb, g_acc[c], h_acc[c])
+    g = np.zeros(k)
+    H = np.zeros((k, k))
+    for c in range(n_chunks):  # chunks combined in order: the result ignores the threads
+        for p in range(k):
+            g[p] += g_acc[c, p]
+            for q in range(p + 1):
+                H[p, q] += h_acc[c, p, q]
+    for p in range(k):
+        for q in range(p):
+            H[q, p] = H[p, q]
+    return g, H
+
+
+@numba.njit(cache=True, parallel=True, fastmath={"contract"}, error_model="numpy")
+def _linear_predictor_numba(X: np.ndarray, beta: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    n, k = X.shape
+    eta = np.empty(n)
+    for i in numba.prange(n):
+        t = offset[i]
+        for j in range(k):
+            t += X[i, j] * beta[j]
+        eta[i] = t
+    return eta
+
+
+def linear_predictor(X: np.ndarray, beta: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """η = Xβ + o on numba's threads (no BLAS pool); each η summed in column order."""
+    X, beta, offset = _as_f64(X), _as_f64(beta), _as_f64(offset)
+    return np.asarray(_linear_predictor_numba(X, beta, offset))
+
+
+def weighted_moments(X: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(Σᵢ aᵢ xᵢ, Σᵢ bᵢ xᵢ xᵢᵀ) in one pass over the rows of X on numba's threads.
+
+    The delta method's gradient and Hessian of a margin (a = w h′(η), b = w h″(η)),
+    without BLAS, so that nothing competes with the kernels' thread pool. Rows are tiled
+    and chunked like ``margin_draws``: the result does not depend on the thread count.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0, 2.0], [1.0, -1.0]])
+    >>> g, H = weighted_moments(X, np.array([1.0, 2.0]), np.array([1.0, 1.0]))
+    >>> g, H
+    (array([3., 0.]), array([[2., 1.],
+           [1., 5.]]))
+    """
+    X, a, b = _as_f64(X), _as_f64(a), _as_f64(b)
+    if X.ndim != 2 or a.shape != (X.shape[0],) or b.shape != (X.shape[0],):
+        raise ValueError(f"X must be (rows, columns) with a and b one per row; got {X.shape}")
+    g, H = _moments_numba(X, a, b, _n_chunks(X.shape[0]))
+    return np.asarray(g), np.asarray(H)
