@@ -15,7 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from .delta import scenario_moments
-from .design import CounterfactualData, Setting
+from .design import CounterfactualData, Setting, scenario_margin_draws
 from .links import InverseLink
 
 # elements of the draws × rows block the ratio route may hold at once (32 MiB of float64)
@@ -72,6 +72,49 @@ def _mean_row(
     return (wn @ X)[None, :], np.array([wn @ off]), np.ones(1)
 
 
+def _group_rows(cf: CounterfactualData, keep: np.ndarray) -> CounterfactualData:
+    """``cf`` restricted to the rows ``keep``: the same spec, variables and ``at`` values."""
+    data = cf.data.iloc[np.flatnonzero(keep)].reset_index(drop=True)
+    return CounterfactualData(
+        data, cf.variables, cf.design_fn, cf.offset_fn, dict(cf.base_values), cf.offset_keys,
+        cf.spec,
+    )
+
+
+def one_pass_draws(
+    cf: CounterfactualData,
+    settings: list[Setting],
+    group_weights: list[np.ndarray],
+    link: InverseLink,
+    B: np.ndarray,
+) -> list[np.ndarray | None]:
+    """Per group, the (S, settings) margin draws of every setting from one pass over the
+    group's rows (:func:`.design.scenario_margin_draws`), or None where that route does
+    not apply (the caller then runs ``margin_draws`` setting by setting).
+
+    With several groups each runs on its own rows only, as the setting-by-setting route
+    does: a row outside the group has weight 0, and 0·h(η) is NaN where h(η) is not
+    finite (the log link overflowing, a power link at a negative η).
+    """
+    n_grp = len(group_weights)
+    if (
+        cf.spec is None  # an array fit: every scenario is a full rebuild
+        or any(s.clip and s.perturb is not None for s in settings)  # per-row steps
+    ):
+        return [None] * n_grp
+    out: list[np.ndarray | None] = []
+    for w_g in group_weights:
+        rows, w = cf, w_g
+        if n_grp > 1:
+            keep = w_g > 0
+            rows, w = _group_rows(cf, keep), w_g[keep]
+        got = scenario_margin_draws(rows, settings, w, B, link.code, link.power)
+        out.append(None if got is None else got.T)
+        if got is None:  # the same settings fail in every group
+            return [None] * n_grp
+    return out
+
+
 def evaluate_linear(
     cf: CounterfactualData,
     settings: list[Setting],
@@ -95,6 +138,13 @@ def evaluate_linear(
     hessians: list[list[np.ndarray | None]] = [[None] * n_set for _ in range(n_grp)]
     offsets_bar = np.empty((n_grp, n_set))
     mu_draws = None if link.is_identity else np.empty((n_grp, s, n_set))
+    fast: list[np.ndarray | None] = [None] * n_grp
+    rebuilt_elsewhere = sources is not None and any(x is not None for x in sources)
+    if mu_draws is not None and s and not at_mean and not rebuilt_elsewhere:
+        fast = one_pass_draws(cf, settings, group_weights, link, B)
+        for g, got in enumerate(fast):
+            if got is not None:
+                mu_draws[g] = got
     for j, setting in enumerate(settings):
         src: Designs | None = sources[j] if sources is not None else None
         rows: Designs = cf if src is None else src
@@ -117,7 +167,7 @@ def evaluate_linear(
             values[g, j], grads[g, j] = ratio * mom.value, ratio * mom.grad
             hessians[g][j] = None if mom.hess is None else ratio * mom.hess
             offsets_bar[g, j] = ratio * float((w / w.sum()) @ off)
-            if mu_draws is not None:
+            if mu_draws is not None and s and fast[g] is None:
                 from .kernels import margin_draws  # numba loads only for nonlinear links
 
                 mu_draws[g, :, j] = ratio * margin_draws(X, off, w, B, link.code, link.power)
