@@ -9,8 +9,18 @@ import numpy as np
 import xarray as xr
 from scipy import special
 
+from .._errors import MarginsValueError
 from .criteria import TRUST_KAPPA, TRUST_NOISE_MULTIPLE
 from .inference import _quantile_mcse
+
+
+def no_draws(what: str) -> MarginsValueError:
+    """The error for a use of the draws on a result that has none (delta only)."""
+    return MarginsValueError(
+        f"{what} needs the draws, and this result has none: it was computed with "
+        "Margins(method='delta', n_sims=0), the delta method alone. Use its delta route "
+        "(method='delta'), or a session with n_sims >= 2 for draws"
+    )
 
 
 def disagreement(ds: xr.Dataset, se_delta: np.ndarray, se_draws: np.ndarray) -> np.ndarray:

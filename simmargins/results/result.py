@@ -18,14 +18,8 @@ import xarray as xr
 
 from .._validate import check_choice, check_level
 from .algebra import ResultAlgebra
-from .criteria import (
-    _ADJUST_CI,
-    ADJUST_METHODS,
-    CI_KINDS,
-    HEADLINES,
-    INTERVALS,
-)
-from .diagnostics import disagreement, endpoint_mcse, untrustworthy
+from .criteria import _ADJUST_CI, ADJUST_METHODS, CI_KINDS, HEADLINES, INTERVALS
+from .diagnostics import disagreement, endpoint_mcse, no_draws, untrustworthy
 from .inference import (
     _FAMILYWISE,
     _adjusted_p,
@@ -93,6 +87,9 @@ class MarginsResult(ResultAlgebra):
 
     @property
     def draws_std_err(self) -> np.ndarray:
+        """SD of each quantity's draws; NaN without draws (``method="delta", n_sims=0``)."""
+        if self.n_draws < 2:
+            return np.full(len(self.labels), np.nan)
         return self.draws.std(dim="draw", ddof=1).to_numpy()
 
     @property
@@ -126,11 +123,13 @@ class MarginsResult(ResultAlgebra):
 
     @property
     def noise(self) -> float:
-        """Monte-Carlo relative error of an SE from S draws: 1/√(2(S−1))."""
-        return float(1.0 / np.sqrt(2.0 * (self.n_draws - 1)))
+        """Monte-Carlo relative error of an SE from S draws: 1/√(2(S−1)); NaN without."""
+        return float(1.0 / np.sqrt(2.0 * (self.n_draws - 1))) if self.n_draws > 1 else np.nan
 
     def asymmetry(self, level: float | None = None) -> np.ndarray:
         """(upper − est) / (est − lower) of the percentile interval; 1 when symmetric."""
+        if self.n_draws == 0:
+            return np.full(len(self.labels), np.nan)
         lo, hi = self._percentile(level).T
         est = self.estimate
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -183,6 +182,8 @@ class MarginsResult(ResultAlgebra):
 
     def _route(self, how: str, kind: str) -> _Route:
         key = (how if how == "delta" else "draws", kind)
+        if key[0] == "draws" and self.n_draws == 0:
+            raise no_draws(f"method={how!r} (intervals and p-values from the draws)")
         cache: dict[tuple[str, str], _Route] = self.__dict__.setdefault("_routes", {})
         if key not in cache:
             if kind == "wald":
@@ -256,6 +257,8 @@ class MarginsResult(ResultAlgebra):
         """max over labels of |θ − θ̂| / SE for each draw (the sup-t statistic's draws)."""
         if method == "delta":
             return _delta_max_t(self._delta_cov())
+        if self.n_draws == 0:
+            raise no_draws(f"the sup-t band of method={method!r}")
         d = self.draws.transpose("draw", "label").to_numpy()
         return _draws_max_t(d, self.estimate, self.draws_std_err)
 
@@ -409,6 +412,8 @@ class MarginsResult(ResultAlgebra):
         The variable is named after the quantity (``predict``, ``dydx``, ``contrasts``...)
         with dimension ``label``, so ``az.summary`` and ``az.plot_posterior`` work on it.
         """
+        if self.n_draws == 0:
+            raise no_draws("to_inference_data()")
         with warnings.catch_warnings():
             # arviz 0.2x announces its 1.x refactor on import: not actionable for our users
             warnings.filterwarnings("ignore", "\nArviZ is undergoing", FutureWarning)

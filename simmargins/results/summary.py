@@ -87,7 +87,10 @@ def _what_was_computed(res: MarginsResult, info: dict[str, object]) -> list[str]
     out.append(f"Headline: {route}, {words}")
     draws_kind = attrs.get("draws_kind", "simulation")
     use = ", for the cross-check" if route == "delta" else ""
-    out.append(f"Draws: {res.n_draws} ({draws_kind}{use}), seed = {attrs.get('seed')}")
+    if res.n_draws == 0:
+        out.append("Draws: no draws (delta only; Margins(method='delta', n_sims=0))")
+    else:
+        out.append(f"Draws: {res.n_draws} ({draws_kind}{use}), seed = {attrs.get('seed')}")
     if draws_kind == "bootstrap":
         n_boot, failed = attrs.get("n_boot", "?"), attrs.get("n_failed", "?")
         line = f"Bootstrap: {n_boot} replicates, {failed} failed and excluded"
@@ -117,6 +120,22 @@ def _what_was_computed(res: MarginsResult, info: dict[str, object]) -> list[str]
                 f"Intervals: {ci}, per-comparison level {float(str(info['ci_level'])):.6g} "
                 "(same route); p-values adjusted to match."
             )
+    return out
+
+
+def _delta_only_verdict(res: MarginsResult) -> list[str]:
+    """The trust lines of a result without draws: only κ can speak."""
+    out = ["Delta-vs-draws disagreement: not computed (no draws)"]
+    if not res.delta_trustworthy():
+        out.append(
+            "The delta method is not trustworthy here (κ above 0.3 for "
+            + ", ".join(res.untrustworthy_labels())
+            + "): rerun with draws (n_sims >= 2) and report them."
+        )
+    elif np.all(res.kappa == 0):
+        out.append("The delta method is exact here (the quantities are linear in β).")
+    else:
+        out.append("κ ≤ 0.3 everywhere; without draws the delta method is not cross-checked.")
     return out
 
 
@@ -169,6 +188,9 @@ def format_summary(res: MarginsResult) -> str:
         if len(kappa) == 1
         else f"κ: max={_fmt(float(np.max(kappa)), 3)}"
     )
+    if res.n_draws == 0:
+        out += _delta_only_verdict(res)
+        return "\n".join(out)
     worst = float(np.nanmax(dis)) if np.any(np.isfinite(dis)) else float("nan")
     times = TRUST_NOISE_MULTIPLE
     within = "within" if np.isfinite(worst) and worst <= times * noise else "beyond"

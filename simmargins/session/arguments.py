@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import MarginsTypeError, MarginsValueError
-from .._validate import check_choice, check_variable
+from .._validate import check_choice, check_count, check_variable
 from ..adapters import ModelAdapter, StatsmodelsBLUPAdapter, adapter_for
 from ..engine.design import CounterfactualData
 from ..engine.scenarios import format_value, scenario_label
@@ -60,6 +60,19 @@ def check_adapter(fit: Any, adapter: Any, training_data: pd.DataFrame | None) ->
             "already holds its rows)"
         )
     return adapter if adapter is not None else adapter_for(fit, training_data)
+
+
+def check_n_sims(n_sims: Any, method: str) -> int:
+    """``n_sims``: at least 2 draws, or 0 with ``method="delta"`` (the delta method alone:
+    no coefficient draws are made, so nothing is pushed through the kernels)."""
+    if isinstance(n_sims, (int, np.integer)) and not isinstance(n_sims, bool) and n_sims == 0:
+        if method == "delta":
+            return 0
+        raise MarginsValueError(
+            f"n_sims: 0 (no draws) is only for method='delta', whose headline needs none; "
+            f"method={method!r} needs at least 2 draws"
+        )
+    return check_count("n_sims", n_sims, 2)
 
 
 def check_fraction(arg: str, frac: Any) -> float:

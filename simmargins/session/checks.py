@@ -101,6 +101,8 @@ def delta_warning_text(res: MarginsResult, quantity: str) -> str:
             "model's covariance is misspecified (e.g. a missing random slope, "
             "heteroskedasticity or unmodelled clustering); report the bootstrap"
         )
+    elif res.n_draws == 0:
+        text += "; rerun with draws (n_sims >= 2, not 0) and report them"
     else:
         text += "; report the draws"
     return text

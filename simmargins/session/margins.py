@@ -14,10 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._errors import (
-    MarginsTypeError,
-    MarginsValueError,
-)
+from .._errors import MarginsTypeError, MarginsValueError
 from .._validate import (
     check_choice,
     check_count,
@@ -45,6 +42,7 @@ from .arguments import (
     check_df,
     check_fraction,
     check_n_jobs,
+    check_n_sims,
     check_random_effects,
     check_varies,
     check_weights,
@@ -85,7 +83,8 @@ class Margins:
         Which inference is the headline: draws from N(β̂, V̂), the delta method, or
         bootstrap refits. The delta method is always computed alongside.
     n_sims : int
-        Number of coefficient draws from N(β̂, V̂).
+        Number of coefficient draws from N(β̂, V̂). ``0`` with ``method="delta"``: the delta
+        method alone, no draws and no cross-check (draws-based fields are NaN).
     level : float
         Confidence level of the intervals, in (0, 1).
     seed : int, numpy Generator or None
@@ -173,7 +172,7 @@ class Margins:
     ) -> None:
         self.scale = check_choice("scale", scale, SCALES)
         self.method = check_choice("method", method, METHODS)
-        self.n_sims = check_count("n_sims", n_sims, 2)
+        self.n_sims = check_n_sims(n_sims, self.method)
         self.n_boot = check_count("n_boot", n_boot, 2)
         self.level = check_level(level)
         self.seed = check_seed(seed)
