@@ -60,7 +60,9 @@ def frame(ols_frame) -> pd.DataFrame:
 
 
 def _fit(kind: str, formula: str, df: pd.DataFrame, engine: str):
-    old = getattr(statsmodels.formula.options, "formula_engine", None) if engine else None
+    # statsmodels 0.14 has no statsmodels.formula.options (and patsy is its only engine)
+    options = getattr(statsmodels.formula, "options", None)
+    old = getattr(options, "formula_engine", None) if engine != "patsy" else None
     if engine != "patsy":
         statsmodels.formula.options.formula_engine = engine
     try:
