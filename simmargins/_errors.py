@@ -6,6 +6,10 @@ catch those keep working, while ``except SimMarginsError`` catches only ours.
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 
 class SimMarginsError(Exception):
     """Base class of every error simmargins raises on purpose."""
@@ -50,10 +54,6 @@ def warn_user(message: str, category: type[Warning]) -> None:
     same warning through different depths (``dydx`` → ``_evaluate`` → ``_finish``, or the
     CLI's pipeline), so the level is counted from the stack instead.
     """
-    import os
-    import sys
-    import warnings
-
     package_dir = os.path.dirname(os.path.abspath(__file__))
     level = 1
     frame = sys._getframe(1)

@@ -89,3 +89,11 @@ def check_variable(arg: str, name: Any, known: Sequence[str]) -> str:
             f"(model variables: {', '.join(map(repr, known))})"
         )
     return name
+
+
+def fit_converged(fit: Any) -> bool:
+    """Whether a statsmodels fit's optimiser reported convergence (True when it does not say)."""
+    flag = getattr(fit, "converged", None)
+    if flag is None:
+        flag = (getattr(fit, "mle_retvals", None) or {}).get("converged", True)
+    return bool(flag)

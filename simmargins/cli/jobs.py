@@ -120,11 +120,11 @@ def run_job(
 ) -> Outcome:
     """Fit one analysis, compute and write its quantities; print as it goes."""
     from .._errors import ConvergenceWarning
+    from .._validate import fit_converged
     from .pipeline import (
         RunFailure,
         collect_warnings,
         compute_quantity,
-        converged,
         describe_quantity,
         draw_coefficients,
         fit_model,
@@ -160,7 +160,7 @@ def run_job(
                     raise SpecError("model.formula", getattr(exc, "message", str(exc))) from None
                 raise RunFailure(f"model: the fit failed: {type(exc).__name__}: {exc}") from exc
         outcome.fit = fit
-        if not converged(fit):
+        if not fit_converged(fit):
             warns.append("model fit: the optimiser did not report convergence; see model.txt")
         bar.set_description(f"{job.folder}: draws")
         with collect_warnings(warns, "inference"):
@@ -211,7 +211,7 @@ def run_job(
         ("data", f"[{a.data.path.name}]({data_link}) ({int(fit.nobs)} rows used)"),
         *_model_facts(a),
         ("fitted model", "[model.txt](model.txt)"),
-        ("converged", str(converged(fit))),
+        ("converged", str(fit_converged(fit))),
         ("time", f"{outcome.seconds:.1f} s"),
     ]
     (folder / "report.md").write_text(

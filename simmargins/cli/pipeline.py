@@ -180,14 +180,6 @@ def fit_model(model: ModelSpec, frame: pd.DataFrame) -> Any:
     return make(model.formula, frame, eval_env=env, **extra).fit(disp=0, **opts)
 
 
-def converged(fit: Any) -> bool:
-    """Whether the optimiser reported convergence (True when the model does not say)."""
-    flag = getattr(fit, "converged", None)
-    if flag is None:
-        flag = (getattr(fit, "mle_retvals", None) or {}).get("converged", True)
-    return bool(flag)
-
-
 def make_session(fit: Any, inference: InferenceSpec, progress: bool | None) -> Margins:
     """The session for an analysis; a bad setting for this model is the spec's fault."""
     try:

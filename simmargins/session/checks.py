@@ -11,18 +11,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._errors import ConvergenceWarning, warn_user
+from .._validate import fit_converged
 
 if TYPE_CHECKING:
     from ..adapters import ModelAdapter
     from ..results.result import MarginsResult
-
-
-def fit_converged(fit: Any) -> bool:
-    """Whether the optimiser reported convergence (True when the model does not say)."""
-    flag = getattr(fit, "converged", None)
-    if flag is None:
-        flag = (getattr(fit, "mle_retvals", None) or {}).get("converged", True)
-    return bool(flag)
 
 
 def warn_if_not_converged(adapter: ModelAdapter) -> None:

@@ -91,46 +91,29 @@ def evaluate(
 ) -> MarginsResult:
     """θ = W μ (or a comparison of two margins per row of W) over ``pop``'s rows.
 
-    The whole request runs with BLAS on one thread: its products are thin, and OpenBLAS
-    workers spinning after each call starve numba's kernels and the next product when
-    the other core is busy (issue 12: the seed grid 0.5–1.2 s → 0.16–0.20 s).
+    The whole request runs with BLAS on one thread (:func:`one_blas_thread`): its
+    products are thin, and OpenBLAS workers spinning after each call starve numba's
+    kernels and the next product when the other core is busy.
     """
-    with one_blas_thread():
-        return _evaluate(session, pop, settings, W, labels, coords, quantity, by,
-                         comparison=comparison, request=request)
-
-
-def _evaluate(
-    session: Margins,
-    pop: Population,
-    settings: list[Setting],
-    W: np.ndarray,
-    labels: list[str],
-    coords: dict[str, list[Any]],
-    quantity: str,
-    by: str | Sequence[str] | None,
-    *,
-    comparison: str,
-    request: Request | None,
-) -> MarginsResult:
-    groups, group_coords = row_groups(pop.data, pop.weights, by)
-    sources = request.sources if request is not None and request.sources else None
-    draws = session.coefficient_draws.to_numpy()
-    rest = (session.adapter.params, draws, session.cov_factor, session.at_kind == "mean")
-    if comparison == "difference":
-        ev = evaluate_linear(pop.cf, settings, W, groups, session.link, *rest, sources)
-    else:
-        assert request is not None
-        pos, neg = split_comparison(comparison, W)
-        both = evaluate_linear(
-            pop.cf, settings, np.vstack([pos, neg]), groups, session.link, *rest, sources
+    with one_blas_thread():  # every request: see engine.delta.one_blas_thread
+        groups, group_coords = row_groups(pop.data, pop.weights, by)
+        sources = request.sources if request is not None and request.sources else None
+        draws = session.coefficient_draws.to_numpy()
+        rest = (session.adapter.params, draws, session.cov_factor, session.at_kind == "mean")
+        if comparison == "difference":
+            ev = evaluate_linear(pop.cf, settings, W, groups, session.link, *rest, sources)
+        else:
+            assert request is not None
+            pos, neg = split_comparison(comparison, W)
+            both = evaluate_linear(
+                pop.cf, settings, np.vstack([pos, neg]), groups, session.link, *rest, sources
+            )
+            n = pos.shape[0] * len(groups)
+            a, b = both.rows(slice(0, n)), both.rows(slice(n, None))
+            ev = compare_margins(comparison, a, b, session.cov_factor)
+            suffixes = request.suffixes or [""] * len(labels)
+            labels = comparison_labels(comparison, pos, neg, request.names, suffixes)
+        return finish(
+            session, ev, labels, coords, group_coords, quantity, comparison=comparison,
+            population=pop.source,
         )
-        n = pos.shape[0] * len(groups)
-        a, b = both.rows(slice(0, n)), both.rows(slice(n, None))
-        ev = compare_margins(comparison, a, b, session.cov_factor)
-        suffixes = request.suffixes or [""] * len(labels)
-        labels = comparison_labels(comparison, pos, neg, request.names, suffixes)
-    return finish(
-        session, ev, labels, coords, group_coords, quantity, comparison=comparison,
-        population=pop.source,
-    )
