@@ -18,6 +18,7 @@ from ._errors import (
     MarginsValueError,
     SeparationWarning,
     SimMarginsError,
+    SingularCovarianceWarning,
 )
 from .engine.scenarios import all_pairwise, consecutive, pairwise, reference
 from .results.combination import combine
@@ -40,6 +41,7 @@ __all__ = [
     "PlotArtists",
     "SeparationWarning",
     "SimMarginsError",
+    "SingularCovarianceWarning",
     "adapters",
     "all_pairwise",
     "classroom_data",

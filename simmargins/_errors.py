@@ -47,6 +47,11 @@ class FewClustersWarning(UserWarning):
     """A cluster bootstrap with few clusters: percentile intervals tend to undercover."""
 
 
+class SingularCovarianceWarning(UserWarning):
+    """A mixed model's fitted random-effects covariance is singular (a variance at zero or
+    a correlation at ±1): a parametric bootstrap simulates without that variation."""
+
+
 def warn_user(message: str, category: type[Warning]) -> None:
     """Warn with the location of the first frame outside simmargins (the user's line).
 

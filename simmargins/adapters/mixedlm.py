@@ -6,12 +6,15 @@ that leaves X·β, so only the fixed effects and their covariance block matter.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..resampling.problem import MIXEDLM_CHAIN, RefitProblem
 from ._base import StatsmodelsAdapter
+
+if TYPE_CHECKING:  # the parametric module loads numba and scipy.optimize: not at import
+    from ..resampling.parametric import SimulationModel
 
 
 class StatsmodelsMixedLMAdapter(StatsmodelsAdapter):
@@ -80,4 +83,29 @@ class StatsmodelsMixedLMAdapter(StatsmodelsAdapter):
             clusters=self.group_codes(),
             mixed=True,
             vc=model.exog_vc if getattr(model, "k_vc", 0) else None,
+        )
+
+    def simulation_model(self) -> SimulationModel:
+        """The fitted model as the parametric bootstrap simulates from it: X β̂, the groups,
+        σ̂², the random-effects design and Ψ̂ (``fit.cov_re``), the variance components'
+        designs and variances (``fit.vcomp``), all on the fit's own rows."""
+        from ..resampling.parametric import SimulationModel
+
+        model, fit = self.model, self.fit
+        exog = np.asarray(model.exog, dtype=np.float64)
+        q = int(getattr(model, "k_re", 0))
+        vc_mats: list[list[np.ndarray]] = []
+        vcomp = np.zeros(0)
+        if getattr(model, "k_vc", 0):
+            vc_mats = [[np.asarray(m, dtype=np.float64) for m in ms] for ms in model.exog_vc.mats]
+            vcomp = np.asarray(fit.vcomp, dtype=np.float64)
+        return SimulationModel(
+            mean=exog @ np.asarray(self.params, dtype=np.float64),
+            codes=self.group_codes(),
+            scale=float(fit.scale),
+            exog_re=np.asarray(model.exog_re, dtype=np.float64) if q else None,
+            cov_re=np.asarray(fit.cov_re, dtype=np.float64).reshape(q, q),
+            vc_mats=vc_mats,
+            vcomp=vcomp,
+            cov_fe=np.asarray(self.cov, dtype=np.float64),
         )

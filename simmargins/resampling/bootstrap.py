@@ -24,11 +24,13 @@ from .problem import (
     BootstrapDraws,
     RefitProblem,
     Replicate,
+    fit_chain,
     is_numerical_failure,
 )
 
 if TYPE_CHECKING:
     from .lmm_fast import FastProblem
+    from .parametric import SimulationModel
 
 # refit= routes: "fast" refits Gaussian MixedLMs from group statistics (see lmm_fast)
 REFIT_ROUTES = ("auto", "fast", "statsmodels")
@@ -84,22 +86,6 @@ def _vc_subset(vc: Any, picked: np.ndarray) -> Any:
     return VCSpec(vc.names, colnames, mats)
 
 
-def _converged(res: Any) -> bool:
-    conv = getattr(res, "converged", None)
-    if conv is None:
-        retvals = getattr(res, "mle_retvals", None) or {}
-        conv = retvals.get("converged", True)
-    return bool(conv)
-
-
-def _llf(res: Any) -> float:
-    """The refit's log-likelihood (REML criterion under REML), NaN where it has none."""
-    try:
-        return float(res.llf)
-    except (AttributeError, np.linalg.LinAlgError, ValueError, FloatingPointError):
-        return float("nan")
-
-
 def refit_once(problem: RefitProblem, b: int, child: np.random.SeedSequence) -> Replicate:
     """Resample and refit replicate ``b``; failures are returned, never raised."""
     rng = np.random.default_rng(child)
@@ -119,36 +105,7 @@ def refit_once(problem: RefitProblem, b: int, child: np.random.SeedSequence) -> 
             if problem.vc is not None and picked is not None:
                 kwargs["exog_vc"] = _vc_subset(problem.vc, picked)
         model = problem.model_cls(problem.endog[rows], problem.exog[rows], **kwargs)
-        tried = []
-        for opt in problem.chain:
-            fit_kwargs = dict(problem.fit_kwargs)
-            if opt:
-                fit_kwargs["method"] = [opt] if problem.mixed else opt
-            if problem.start_params is not None:
-                fit_kwargs["start_params"] = problem.start_params
-            name = opt or "default"
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    res = model.fit(**fit_kwargs)
-            except Exception as exc:
-                if not is_numerical_failure(exc):
-                    raise
-                # one optimiser stepping into a singular region is no reason to give up
-                tried.append(f"{name} raised {type(exc).__name__}")
-                continue
-            params = np.asarray(res.fe_params if problem.mixed else res.params, dtype=float)
-            llf = _llf(res)
-            if _converged(res) and np.all(np.isfinite(params)) and not llf == np.inf:
-                fe = params if problem.mixed else params[problem.fe_positions]
-                return Replicate(b, fe, True, name, seed_value, llf=llf)
-            if llf == np.inf:
-                # MixedLM at a singular random-effects covariance: its loglike adds
-                # −log|Ψ| = +∞, and an optimiser that steps there reports convergence
-                tried.append(f"{name} stopped where the log-likelihood is +inf")
-            else:
-                tried.append(f"{name} did not converge")
-        return Replicate(b, None, False, "", seed_value, "; ".join(tried))
+        return fit_chain(problem, model, b, seed_value)
     except Exception as exc:
         return _failed(b, seed_value, exc)
 
@@ -225,19 +182,36 @@ def run_bootstrap(
     warn_fraction: float,
     max_fraction: float,
     refit: str = "auto",
+    sim: SimulationModel | None = None,
 ) -> BootstrapDraws:
     """Run ``n_boot`` replicates and keep the converged ones, in order.
 
     ``refit`` picks the route (see :func:`choose_route`): statsmodels refits run through
     joblib; the fast route runs in-process unless its replicates would take more than
     ``_FAST_PARALLEL_MIN_SECONDS`` serially, then the rest go through the same joblib path.
+    With ``sim`` (a fitted Gaussian MixedLM's :class:`~.parametric.SimulationModel`) the
+    replicates are parametric: responses simulated from the fit instead of resampled
+    clusters (:mod:`.parametric`), each recording its fixed-effects covariance.
     """
     children = seed_sequence(seed).spawn(n_boot)
     route, reason = choose_route(problem, refit)
     show = sys.stderr.isatty() if progress is None else bool(progress)
     bar = _progress(n_boot, show)
-    if route == ROUTE_FAST:
-        results, parallel = _run_fast(problem, children, n_jobs, bar)
+    cov_hat = None
+    if sim is not None:
+        from .parametric import parametric_problem, parametric_refit_once
+
+        pproblem = parametric_problem(problem, sim, route)
+        cov_hat = pproblem.cov_hat
+        if route == ROUTE_FAST:
+            results, parallel = _run_fast(pproblem, children, n_jobs, bar, parametric_refit_once)
+        else:
+            jobs = [(b, children[b]) for b in range(n_boot)]
+            results, parallel = _run_parallel(pproblem, jobs, n_jobs, parametric_refit_once, bar)
+    elif route == ROUTE_FAST:
+        from .lmm_fast import fast_problem
+
+        results, parallel = _run_fast(fast_problem(problem), children, n_jobs, bar)
     else:
         jobs = [(b, children[b]) for b in range(n_boot)]
         results, parallel = _run_parallel(problem, jobs, n_jobs, refit_once, bar)
@@ -264,39 +238,40 @@ def run_bootstrap(
     if len(ok) < 2:
         raise MarginsValueError(f"n_boot: only {len(ok)} replicates succeeded; need at least 2")
     return BootstrapDraws(
-        np.vstack([r.params for r in ok if r.params is not None]), results, route, reason, parallel
-    )
+        np.vstack([r.params for r in ok if r.params is not None]), results, route, reason,
+        parallel, "cluster" if sim is None else "parametric", cov_hat,
+    )  # fmt: skip
 
 
 def _run_fast(
-    problem: RefitProblem,
+    fproblem: Any,
     children: list[np.random.SeedSequence],
     n_jobs: int | None,
     bar: Any,
+    worker: Worker = fast_refit_once,
 ) -> tuple[list[Replicate], str]:
-    """Fast refits: time a few in-process, then finish in-process or through joblib."""
+    """Fast refits (``fproblem`` a :class:`FastProblem` or a parametric problem on the fast
+    route, ``worker`` its replicate): time a few in-process, then finish in-process or
+    through joblib."""
     import time
 
-    from .lmm_fast import fast_problem
-
-    fproblem = fast_problem(problem)
     fproblem.warm_up()  # load the compiled kernel before timing anything
     jobs = [(b, child) for b, child in enumerate(children)]
     probe = jobs[:_FAST_PROBE]
     t0 = time.perf_counter()
-    results = _run_chunk(fproblem, probe, fast_refit_once)
+    results = _run_chunk(fproblem, probe, worker)
     per_replicate = (time.perf_counter() - t0) / max(1, len(probe))
     if bar is not None:
         bar.update(len(probe))
     rest = jobs[len(probe) :]
     n_workers = _effective_jobs(n_jobs)
     if rest and n_workers > 1 and per_replicate * len(rest) > _FAST_PARALLEL_MIN_SECONDS:
-        more, where = _run_parallel(fproblem, rest, n_jobs, fast_refit_once, bar)
+        more, where = _run_parallel(fproblem, rest, n_jobs, worker, bar)
         results += more
     else:
         for lo in range(0, len(rest), 64):
             chunk = rest[lo : lo + 64]
-            results += _run_chunk(fproblem, chunk, fast_refit_once)
+            results += _run_chunk(fproblem, chunk, worker)
             if bar is not None:
                 bar.update(len(chunk))
         where = "in-process"

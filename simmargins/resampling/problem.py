@@ -8,6 +8,7 @@ both use it, so that neither imports the other at module level.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,6 +136,9 @@ class Replicate:
     # the refit's final log-likelihood, on statsmodels' scale (``fit.llf``: the REML
     # criterion when the model was fitted by REML), whichever route refitted it
     llf: float = float("nan")
+    # the refit's fixed-effects covariance (K × K), recorded when a studentised interval
+    # needs it (the parametric bootstrap), else None
+    cov: np.ndarray | None = None
 
 
 @dataclass
@@ -144,6 +148,19 @@ class BootstrapDraws:
     route: str = ROUTE_STATSMODELS  # how the replicates were refitted
     route_reason: str = ""
     parallel: str = ""  # where they ran: in-process, or joblib with how many jobs
+    kind: str = "cluster"  # what a replicate is: "cluster" (resampled) or "parametric"
+    # the original fit's fixed-effects covariance by the route's own estimator (the one each
+    # replicate's ``cov`` uses), for studentised intervals; None when not recorded
+    cov_hat: np.ndarray | None = None
+
+    @property
+    def cov(self) -> np.ndarray | None:
+        """(B_ok, K, K) fixed-effects covariance of each converged replicate, in the rows
+        of ``params``; None unless every one was recorded."""
+        covs = [r.cov for r in self.replicates if r.params is not None]
+        if not covs or any(c is None for c in covs):
+            return None
+        return np.stack([c for c in covs if c is not None])
 
     @property
     def n_failed(self) -> int:
@@ -154,3 +171,65 @@ class BootstrapDraws:
         """(B_ok,) final log-likelihood of each converged replicate, in the rows of
         ``params`` (``fit.llf``'s scale: REML or ML as the model was fitted)."""
         return np.array([r.llf for r in self.replicates if r.params is not None], dtype=float)
+
+
+def _converged(res: Any) -> bool:
+    conv = getattr(res, "converged", None)
+    if conv is None:
+        retvals = getattr(res, "mle_retvals", None) or {}
+        conv = retvals.get("converged", True)
+    return bool(conv)
+
+
+def _llf(res: Any) -> float:
+    """The refit's log-likelihood (REML criterion under REML), NaN where it has none."""
+    try:
+        return float(res.llf)
+    except (AttributeError, np.linalg.LinAlgError, ValueError, FloatingPointError):
+        return float("nan")
+
+
+def fit_chain(
+    problem: RefitProblem, model: Any, b: int, seed_value: int, with_cov: bool = False
+) -> Replicate:
+    """Fit ``model`` (one replicate's statsmodels model) with the optimisers of
+    ``problem.chain`` in turn, warm-started, until one converges to finite estimates.
+
+    ``with_cov`` also records the refit's fixed-effects covariance (``cov_params()``'s
+    fixed-effects block). Numerical trouble of one optimiser moves on to the next; a
+    programming error raises.
+    """
+    tried = []
+    for opt in problem.chain:
+        fit_kwargs = dict(problem.fit_kwargs)
+        if opt:
+            fit_kwargs["method"] = [opt] if problem.mixed else opt
+        if problem.start_params is not None:
+            fit_kwargs["start_params"] = problem.start_params
+        name = opt or "default"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = model.fit(**fit_kwargs)
+        except Exception as exc:
+            if not is_numerical_failure(exc):
+                raise
+            # one optimiser stepping into a singular region is no reason to give up
+            tried.append(f"{name} raised {type(exc).__name__}")
+            continue
+        params = np.asarray(res.fe_params if problem.mixed else res.params, dtype=float)
+        llf = _llf(res)
+        if _converged(res) and np.all(np.isfinite(params)) and not llf == np.inf:
+            fe = params if problem.mixed else params[problem.fe_positions]
+            cov = None
+            if with_cov:
+                pos = np.arange(fe.size) if problem.mixed else problem.fe_positions
+                cov = np.asarray(res.cov_params(), dtype=float)[np.ix_(pos, pos)]
+            return Replicate(b, fe, True, name, seed_value, llf=llf, cov=cov)
+        if llf == np.inf:
+            # MixedLM at a singular random-effects covariance: its loglike adds
+            # −log|Ψ| = +∞, and an optimiser that steps there reports convergence
+            tried.append(f"{name} stopped where the log-likelihood is +inf")
+        else:
+            tried.append(f"{name} did not converge")
+    return Replicate(b, None, False, "", seed_value, "; ".join(tried))

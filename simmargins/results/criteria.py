@@ -4,7 +4,7 @@ adjustments and when the delta method counts as trustworthy (DESIGN.md)."""
 from __future__ import annotations
 
 HEADLINES = ("simulation", "delta", "bootstrap")
-INTERVALS = ("percentile", "normal", "basic")
+INTERVALS = ("percentile", "normal", "basic", "studentized")
 TRUST_KAPPA = 0.3  # above this relative curvature the delta method is suspect (DESIGN.md)
 TRUST_NOISE_MULTIPLE = 3.0  # disagreement beyond this many MC noise levels is real
 ADJUST_METHODS = (

@@ -68,3 +68,24 @@ def endpoint_mcse(
         err = z * se_draws / np.sqrt(2.0 * (draws.shape[0] - 1))
         return np.column_stack([err, err])
     return _quantile_mcse(draws, level)
+
+
+def studentized_draws(ds: xr.Dataset, estimate: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """θ̂ − SE·t*, t* = (θ* − θ̂)/SE*: draws whose percentile interval is the studentized
+    (bootstrap-t) one, [θ̂ − SE·t*₁₋ₐ, θ̂ − SE·t*ₐ].
+
+    SE* is each replicate's own SE (``boot_std_err``, draw × label) and SE the original
+    fit's by the same estimator (``boot_std_err_hat``); both are recorded by the parametric
+    bootstrap. A result without them raises, naming ``interval``.
+    """
+    if "boot_std_err" not in ds or "boot_std_err_hat" not in ds:
+        raise MarginsValueError(
+            "interval: 'studentized' needs each replicate's standard error, which only "
+            "Margins(method='bootstrap', bootstrap='parametric') records; use 'percentile', "
+            "'basic' or 'normal' for these draws"
+        )
+    se_b = ds["boot_std_err"].transpose("draw", "label").to_numpy()
+    se = ds["boot_std_err_hat"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (draws - estimate[None, :]) / se_b
+    return np.asarray(estimate[None, :] - se[None, :] * t)

@@ -316,7 +316,9 @@ def hypothesis_test(
     comb = linear(st, R)
     est, se = comb.estimate, comb.delta_std_err
     draws = comb.draws.transpose("draw", "label").to_numpy()
-    interval = res.interval
+    # a combination's replicate SEs are not recorded, so a studentized result's draws
+    # route tests with the percentile rule (what describe() then says)
+    interval = "percentile" if res.interval == "studentized" else res.interval
     eq = [f"{h} = {v:g}" for h, v in zip(comb.labels, r, strict=True)]
     df_rows = _row_df(res, R)
     if equivalence is not None:

@@ -257,6 +257,7 @@ def _describe(how: str, kind: str, adj: str, ci_kind: str, ci_level: float) -> d
         "normal": "normal theory (SD of the draws)",
         "percentile": "draws (percentile)",
         "basic": "draws (basic, reflected percentile)",
+        "studentized": "draws (studentized, bootstrap-t)",
     }[kind]
     p_how = {"none": p_route, "sup-t": "sup-t (max-|t| of the draws)"}.get(
         adj, f"{adj}-adjusted {p_route}"

@@ -19,7 +19,13 @@ import xarray as xr
 from .._validate import check_choice, check_level
 from .algebra import ResultAlgebra
 from .criteria import _ADJUST_CI, ADJUST_METHODS, CI_KINDS, HEADLINES, INTERVALS
-from .diagnostics import disagreement, endpoint_mcse, no_draws, untrustworthy
+from .diagnostics import (
+    disagreement,
+    endpoint_mcse,
+    no_draws,
+    studentized_draws,
+    untrustworthy,
+)
 from .inference import (
     _FAMILYWISE,
     _adjusted_p,
@@ -194,6 +200,8 @@ class MarginsResult(ResultAlgebra):
                 d = self.draws.transpose("draw", "label").to_numpy().astype(float)
                 if kind == "basic":  # the basic interval is the percentile one of 2θ̂ − θ*
                     d = 2.0 * self.estimate - d
+                elif kind == "studentized":
+                    d = studentized_draws(self._ds, self.estimate, d)
                 cache[key] = _PercentileRoute(d)
         return cache[key]
 

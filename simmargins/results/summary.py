@@ -33,6 +33,8 @@ _INTERVAL_WORDS = {
     "reaches 0)",
     "basic": "basic interval (2·estimate − draw quantiles); p-value from the same draws, reflected",
     "normal": "normal interval (estimate ± z·SD of the draws); p-value 2·Φ(−|z|)",
+    "studentized": "studentized (bootstrap-t) interval (estimate − SE·quantiles of "
+    "(draw − estimate)/SE_draw); p-value from the same t's",
     "wald": "Wald interval (estimate ± z·delta SE); p-value 2·Φ(−|z|)",
 }
 _AT_WORDS = {
@@ -94,7 +96,9 @@ def _what_was_computed(res: MarginsResult, info: dict[str, object]) -> list[str]
     if draws_kind == "bootstrap":
         n_boot, failed = attrs.get("n_boot", "?"), attrs.get("n_failed", "?")
         line = f"Bootstrap: {n_boot} replicates, {failed} failed and excluded"
-        if "cluster" in attrs:
+        if attrs.get("bootstrap") == "parametric":
+            line += "; parametric (responses simulated from the fitted model)"
+        elif "cluster" in attrs:
             line += f"; resampling {attrs['cluster']}"
         if "refit_route" in attrs:
             line += f"; refit route {attrs['refit_route']}"

@@ -153,7 +153,10 @@ def result_dataset(
             "refit_route": session.bootstrap_record.route,
             "refit_route_reason": session.bootstrap_record.route_reason,
             "refit_parallel": session.bootstrap_record.parallel,
+            "bootstrap": session.bootstrap_record.kind,
         }
+        if session.bootstrap_record.kind == "parametric":
+            boot_attrs["cluster"] = "none (responses simulated from the fitted model)"
     ds = xr.Dataset(
         {
             "estimate": ("label", estimate),
@@ -191,4 +194,20 @@ def result_dataset(
             "random_effects": session.random_effects,
         },
     )
+    if session.method == "bootstrap":
+        _replicate_std_err(ds, session, G)
     return ds
+
+
+def _replicate_std_err(ds: xr.Dataset, session: Margins, G: np.ndarray) -> None:
+    """Each replicate's SE of each quantity, √(g·V̂*·g), and the original fit's by the same
+    estimator, for the studentized interval (when the bootstrap recorded covariances; g is
+    the delta gradient at β̂, exact for quantities linear in β)."""
+    record = session.bootstrap_record
+    cov = None if record is None else record.cov
+    if cov is None or record is None or record.cov_hat is None:
+        return
+    se_b = np.sqrt(np.clip(np.einsum("lk,bkm,lm->bl", G, cov, G), 0.0, None))
+    se_hat = np.sqrt(np.clip(np.einsum("lk,km,lm->l", G, record.cov_hat, G), 0.0, None))
+    ds["boot_std_err"] = (("draw", "label"), se_b)
+    ds["boot_std_err_hat"] = ("label", se_hat)

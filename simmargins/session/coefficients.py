@@ -1,5 +1,7 @@
-"""Where a session's coefficient draws come from when they are bootstrap refits: the
-resampling units, the few-clusters warning, the parallel refits and the labelled draws."""
+"""Where a session's coefficient draws come from when they are bootstrap refits: the kind
+of bootstrap (resampled clusters or responses simulated from the fit), the resampling
+units, the few-clusters and singular-covariance warnings, the parallel refits and the
+labelled draws."""
 
 from __future__ import annotations
 
@@ -10,7 +12,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .._errors import FewClustersWarning, MarginsTypeError, MarginsValueError, warn_user
+from .._errors import (
+    FewClustersWarning,
+    MarginsTypeError,
+    MarginsValueError,
+    SingularCovarianceWarning,
+    warn_user,
+)
+from .._validate import check_choice
 from ..adapters import ModelAdapter
 from ..resampling.bootstrap import run_bootstrap
 from ..resampling.problem import BootstrapDraws, few_clusters_message
@@ -29,6 +38,36 @@ class BootstrapSettings:
     max_fail: float
     refit: str
     cluster: str | None
+    kind: str = "cluster"  # "cluster" (resampled clusters or rows) or "parametric"
+
+
+BOOTSTRAP_KINDS = ("cluster", "parametric")
+
+
+def check_bootstrap(adapter: ModelAdapter, kind: Any, method: str, interval: str) -> str:
+    """``bootstrap=``: ``"cluster"`` (resample clusters, or rows; the default) or
+    ``"parametric"`` (simulate responses from a fitted Gaussian MixedLM and refit), and
+    ``interval="studentized"``, which only the parametric bootstrap supports."""
+    name = check_choice("bootstrap", kind, BOOTSTRAP_KINDS)
+    if name == "parametric":
+        if method != "bootstrap":
+            raise MarginsValueError(
+                f"bootstrap: 'parametric' is a kind of bootstrap, and method={method!r}; "
+                "use method='bootstrap' with it"
+            )
+        if adapter.model_class != "MixedLM" or not hasattr(adapter, "simulation_model"):
+            raise MarginsValueError(
+                "bootstrap: 'parametric' simulates responses from a Gaussian linear mixed "
+                f"model (statsmodels MixedLM); this is a {adapter.model_class}, so use "
+                "bootstrap='cluster'"
+            )
+    elif interval == "studentized":
+        raise MarginsValueError(
+            "interval: 'studentized' needs each replicate's standard error, which only "
+            "Margins(method='bootstrap', bootstrap='parametric') records; use 'percentile', "
+            "'basic' or 'normal'"
+        )
+    return name
 
 
 def _cluster_codes(adapter: ModelAdapter, cluster: str | None) -> np.ndarray | None:
@@ -59,7 +98,15 @@ def bootstrap_coefficients(
             "so method='bootstrap' is not available; use 'simulation' or 'delta'"
         )
     problem = refit_problem(_cluster_codes(adapter, settings.cluster), warm=settings.warm_start)
-    if problem.clusters is not None:
+    sim = None
+    if settings.kind == "parametric":
+        sim = adapter.simulation_model()  # type: ignore[attr-defined]
+        from ..resampling.parametric import singular_message
+
+        singular = singular_message(sim)
+        if singular is not None:
+            warn_user(singular, SingularCovarianceWarning)
+    elif problem.clusters is not None:
         n_clusters = int(problem.clusters.max()) + 1
         if n_clusters < 2:
             raise MarginsValueError(
@@ -77,6 +124,7 @@ def bootstrap_coefficients(
         settings.warn_fail,
         settings.max_fail,
         refit=settings.refit,
+        sim=sim,
     )
     ok = [r for r in boot.replicates if r.params is not None]
     draws = xr.DataArray(
