@@ -12,6 +12,8 @@ from typing import Any
 import pandas as pd
 
 from ._base import ModelAdapter, StatsmodelsAdapter, adapter_class, supported_models
+from .bayes_blup import BayesBLUPAdapter
+from .bayes_mixed import BayesIntegratedAdapter, StatsmodelsBayesMixedGLMAdapter
 from .blup import StatsmodelsBLUPAdapter
 from .discrete import StatsmodelsDiscreteAdapter
 from .gee import StatsmodelsGEEAdapter
@@ -20,9 +22,12 @@ from .linear import StatsmodelsOLSAdapter
 from .mixedlm import StatsmodelsMixedLMAdapter
 
 __all__ = [
+    "BayesBLUPAdapter",
+    "BayesIntegratedAdapter",
     "ModelAdapter",
     "StatsmodelsAdapter",
     "StatsmodelsBLUPAdapter",
+    "StatsmodelsBayesMixedGLMAdapter",
     "StatsmodelsDiscreteAdapter",
     "StatsmodelsGEEAdapter",
     "StatsmodelsGLMAdapter",

@@ -162,7 +162,7 @@ class StatsmodelsAdapter:
         self.fit = fit
         self.model = model
         self.model_class = type(model).__name__
-        self.formula: str | None = getattr(model, "formula", None)
+        self.formula: str | None = self._model_formula()
         self._spec = formula_spec(model) if self.formula is not None else None
         names, values = _fe_names_and_values(self._fe_params(), list(model.exog_names))
         self.coef_names = names
@@ -212,6 +212,10 @@ class StatsmodelsAdapter:
             )
 
     # -- hooks a family overrides -------------------------------------------------------
+    def _model_formula(self) -> str | None:
+        """The formula the model was built from (None: the array interface)."""
+        return getattr(self.model, "formula", None)
+
     def _fe_params(self) -> Any:
         return self.fit.params
 

@@ -11,12 +11,13 @@ import numpy as np
 from .._errors import MarginsValueError
 from ..engine.delta import one_blas_thread
 from ..engine.design import CounterfactualData, Setting
-from ..engine.evaluate import Evaluated, compare, comparison_domain_error, evaluate_linear
+from ..engine.evaluate import Evaluated, compare, comparison_domain_error
 from ..engine.scenarios import Scenario, grid
 from ..results.result import MarginsResult
 from .arguments import row_groups
 from .assemble import finish
 from .population import Population
+from .random_effects import Evaluator
 from .requests import Request, comparison_labels, split_comparison
 
 if TYPE_CHECKING:
@@ -100,12 +101,13 @@ def evaluate(
         sources = request.sources if request is not None and request.sources else None
         draws = session.coefficient_draws.to_numpy()
         rest = (session.adapter.params, draws, session.cov_factor, session.at_kind == "mean")
+        run = Evaluator(session.adapter)  # integrates random effects when the adapter asks
         if comparison == "difference":
-            ev = evaluate_linear(pop.cf, settings, W, groups, session.link, *rest, sources)
+            ev = run(pop.cf, settings, W, groups, session.link, *rest, sources)
         else:
             assert request is not None
             pos, neg = split_comparison(comparison, W)
-            both = evaluate_linear(
+            both = run(
                 pop.cf, settings, np.vstack([pos, neg]), groups, session.link, *rest, sources
             )
             n = pos.shape[0] * len(groups)
@@ -113,7 +115,7 @@ def evaluate(
             ev = compare_margins(comparison, a, b, session.cov_factor)
             suffixes = request.suffixes or [""] * len(labels)
             labels = comparison_labels(comparison, pos, neg, request.names, suffixes)
-        return finish(
+        return run.record(finish(
             session, ev, labels, coords, group_coords, quantity, comparison=comparison,
             population=pop.source,
-        )
+        ))

@@ -29,6 +29,11 @@ def elasticities(
     by: str | Sequence[str] | None,
 ) -> MarginsResult:
     """Average elasticities of numeric variables, each a per-row ratio (see :meth:`dydx`)."""
+    if getattr(session.adapter, "integration", None) is not None:
+        raise MarginsValueError(
+            f"slope: {slope!r} is not available with random_effects='integrate' yet; use "
+            "slope='dydx', or random_effects='zero' for conditional elasticities"
+        )
     with one_blas_thread():  # every request: see engine.delta.one_blas_thread
         link = session.link
         groups, group_coords = row_groups(pop.data, pop.weights, by)
