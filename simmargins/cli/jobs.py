@@ -104,7 +104,12 @@ def _model_facts(a: AnalysisSpec) -> list[tuple[str, str]]:
     if m.fit:
         rows.append(("fit options", ", ".join(f"{k} = {v!r}" for k, v in m.fit.items())))
     i = a.inference
-    draws = f"{i.n_boot} bootstrap refits" if i.method == "bootstrap" else f"{i.n_sims} draws"
+    if i.method == "bootstrap":
+        draws = f"{i.n_boot} bootstrap refits"
+    elif i.n_sims is None and i.method == "delta":
+        draws = "no draws"
+    else:
+        draws = f"{1000 if i.n_sims is None else i.n_sims} draws"
     rows.append(("inference", f"{i.method}, {draws}, level {i.level:g}, seed {i.seed}"))
     if i.df != "asymptotic":
         rows.append(("degrees of freedom", i.df))

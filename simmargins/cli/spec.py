@@ -107,7 +107,7 @@ class ModelSpec:
 @dataclass(frozen=True)
 class InferenceSpec:
     method: str = "simulation"
-    n_sims: int = 1000
+    n_sims: int | None = None  # the library's default: 1000, or none with method="delta"
     n_boot: int = 200
     level: float = 0.95
     seed: int | None = 0

@@ -64,7 +64,10 @@ def check_adapter(fit: Any, adapter: Any, training_data: pd.DataFrame | None) ->
 
 def check_n_sims(n_sims: Any, method: str) -> int:
     """``n_sims``: at least 2 draws, or 0 with ``method="delta"`` (the delta method alone:
-    no coefficient draws are made, so nothing is pushed through the kernels)."""
+    no coefficient draws are made, so nothing is pushed through the kernels). None is the
+    default: 0 for ``method="delta"``, 1000 otherwise."""
+    if n_sims is None:
+        return 0 if method == "delta" else 1000
     if isinstance(n_sims, (int, np.integer)) and not isinstance(n_sims, bool) and n_sims == 0:
         if method == "delta":
             return 0

@@ -82,9 +82,11 @@ class Margins:
     method : {"simulation", "delta", "bootstrap"}
         Which inference is the headline: draws from N(β̂, V̂), the delta method, or
         bootstrap refits. The delta method is always computed alongside.
-    n_sims : int
-        Number of coefficient draws from N(β̂, V̂). ``0`` with ``method="delta"``: the delta
-        method alone, no draws and no cross-check (draws-based fields are NaN).
+    n_sims : int, optional
+        Number of coefficient draws from N(β̂, V̂); 1000 by default. With
+        ``method="delta"`` the default is ``0``: the delta method alone, no draws and no
+        cross-check (draws-based fields are NaN); give ``n_sims`` to have the simulation
+        cross-check (κ's companion, the delta-vs-sim disagreement) computed as well.
     level : float
         Confidence level of the intervals, in (0, 1).
     seed : int, numpy Generator or None
@@ -151,7 +153,7 @@ class Margins:
         scale: str = "response",
         at: str | Mapping[str, Any] = "overall",
         method: str = "simulation",
-        n_sims: int = 1000,
+        n_sims: int | None = None,
         level: float = 0.95,
         seed: Any = None,
         weights: str | Sequence[float] | np.ndarray | None = None,

@@ -205,7 +205,7 @@ def test_forest_level_and_given_axes(schools):
 
 def test_forest_with_delta_headline_still_shows_the_draws(lmm_ri, schools):
     scen, W = reference("school", ["A", "B", "C", "D"], ref_level="A")
-    res = Margins.linear_scale(lmm_ri, seed=0, method="delta").contrasts(
+    res = Margins.linear_scale(lmm_ri, seed=0, method="delta", n_sims=1000).contrasts(
         scenarios=scen, contrasts=W
     )
     drawn = plot_forest(res)

@@ -19,7 +19,7 @@ def simulation(ols_fit):
 
 @pytest.fixture(scope="module")
 def delta(ols_fit):
-    return Margins.linear_scale(ols_fit, method="delta", at="mean", seed=5).dydx("x")
+    return Margins.linear_scale(ols_fit, method="delta", n_sims=1000, at="mean", seed=5).dydx("x")
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,7 @@ def test_delta_only_equals_the_default_delta_result_and_skips_the_draws(logit_20
     names = ["x1", "x2", "x3", "g"]
     Margins(logit_200k, method="delta", n_sims=0).dydx("x1")  # warm-up: imports, kernels
     t0 = time.perf_counter()
-    full = Margins(logit_200k, method="delta", seed=0).dydx(names)
+    full = Margins(logit_200k, method="delta", n_sims=1000, seed=0).dydx(names)
     t1 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no degrees-of-freedom or sqrt warnings without draws
@@ -65,7 +65,9 @@ def test_n_sims_zero_only_with_the_delta_method(logit_200k):
         Margins(logit_200k, method="delta", n_sims=1)
     with pytest.raises(TypeError):
         Margins(logit_200k, method="delta", n_sims=False)
-    assert Margins(logit_200k, method="delta").n_sims == 1000  # the default is unchanged
+    # the delta method alone by default (issue 12); the simulation routes draw 1000
+    assert Margins(logit_200k, method="delta").n_sims == 0
+    assert Margins(logit_200k).n_sims == 1000
 
 
 @pytest.fixture(scope="module")

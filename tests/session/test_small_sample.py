@@ -83,7 +83,9 @@ def test_bad_df_arguments(sleep_rs):
 
 
 def test_summary_says_t_and_compares_draws_with_the_t_sd(sleep_rs):
-    res = Margins(sleep_rs, method="delta", df="kenward-roger", seed=1).dydx("Days")
+    res = Margins(sleep_rs, method="delta", n_sims=1000, df="kenward-roger", seed=1).dydx(
+        "Days"
+    )
     text = res.summary()
     assert "P>|t|" in text and "Degrees of freedom: kenward-roger" in text
     # the draws are t: their SD is compared with SE·√(ν/(ν−2)), not SE (which would be
