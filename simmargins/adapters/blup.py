@@ -58,7 +58,67 @@ def _group_column(base: Any) -> tuple[str, bool]:
     return GROUP_COLUMN, True
 
 
-class StatsmodelsBLUPAdapter:
+class RandomEffectsDesign:
+    """The random-effects design z of counterfactual rows, rebuilt from their columns.
+
+    Shared by the cluster-specific adapters (:class:`StatsmodelsBLUPAdapter` here and the
+    new-cluster adapter); the host sets ``base``, ``model``, ``data`` and ``variables``.
+    """
+
+    base: Any
+    model: Any
+    data: pd.DataFrame
+    variables: dict[str, Variable]
+    _z_sources: list[tuple[str, str]]
+
+    def _z_columns(self) -> list[tuple[str, str]]:
+        """Where each column of ``exog_re`` comes from: a fixed-effect design column of the
+        same name, a constant one, or a numeric data column."""
+        model, base = self.model, self.base
+        exog_re = np.asarray(model.exog_re, dtype=np.float64)
+        names = [str(n) for n in getattr(model.data, "exog_re_names", None) or []]
+        if len(names) < exog_re.shape[1]:
+            names = [f"Z{j}" for j in range(exog_re.shape[1])]
+        out: list[tuple[str, str]] = []
+        for j, name in enumerate(names[: exog_re.shape[1]]):
+            if name in base.coef_names:
+                out.append(("x", name))
+            elif np.all(exog_re[:, j] == 1.0):
+                out.append(("one", ""))
+            elif name in self.data.columns and pd.api.types.is_numeric_dtype(self.data[name]):
+                out.append(("col", name))
+                self.variables.setdefault(name, Variable(name, False, None))
+            else:
+                raise MarginsValueError(
+                    f"random_effects: the random-effects column {name!r} is neither a "
+                    "fixed-effect column nor a numeric data column, so it cannot be rebuilt "
+                    "for counterfactual rows; add it to the fixed-effects formula"
+                )
+        return out
+
+    def _z(self, frame: pd.DataFrame, X: np.ndarray) -> np.ndarray:
+        cols = []
+        for kind, name in self._z_sources:
+            if kind == "x":
+                cols.append(X[:, self.base.coef_names.index(name)])
+            elif kind == "one":
+                cols.append(np.ones(len(frame)))
+            else:
+                cols.append(frame[name].to_numpy(dtype=np.float64))
+        return np.column_stack(cols) if cols else np.zeros((len(frame), 0))
+
+    def _check_z(self) -> None:
+        data = self.data
+        Z = self._z(data, self.base.design(data))
+        exog_re = np.asarray(self.model.exog_re, dtype=np.float64)
+        if Z.shape != exog_re.shape or not np.allclose(Z, exog_re, rtol=1e-10, atol=1e-10):
+            raise MarginsValueError(
+                "random_effects: the random-effects design cannot be rebuilt from the data "
+                "rows (it does not match the model's exog_re)"
+            )
+
+
+class StatsmodelsBLUPAdapter(RandomEffectsDesign):
     """A MixedLM adapter whose coefficients include every group's random effects.
 
     Parameters
@@ -145,53 +205,6 @@ class StatsmodelsBLUPAdapter:
                 "random_effects: statsmodels' random_effects differ from the BLUPs of the "
                 f"mixed-model equations by up to {float(np.max(np.abs(u_hat - u_mme))):.3g}; "
                 "the fit's variance parameters and its predictions do not agree"
-            )
-
-    # -- the random-effects design ---------------------------------------------------------
-    def _z_columns(self) -> list[tuple[str, str]]:
-        """Where each column of ``exog_re`` comes from: a fixed-effect design column of the
-        same name, a constant one, or a numeric data column."""
-        model, base = self.model, self.base
-        exog_re = np.asarray(model.exog_re, dtype=np.float64)
-        names = [str(n) for n in getattr(model.data, "exog_re_names", None) or []]
-        if len(names) < exog_re.shape[1]:
-            names = [f"Z{j}" for j in range(exog_re.shape[1])]
-        out: list[tuple[str, str]] = []
-        for j, name in enumerate(names[: exog_re.shape[1]]):
-            if name in base.coef_names:
-                out.append(("x", name))
-            elif np.all(exog_re[:, j] == 1.0):
-                out.append(("one", ""))
-            elif name in self.data.columns and pd.api.types.is_numeric_dtype(self.data[name]):
-                out.append(("col", name))
-                self.variables.setdefault(name, Variable(name, False, None))
-            else:
-                raise MarginsValueError(
-                    f"random_effects: the random-effects column {name!r} is neither a "
-                    "fixed-effect column nor a numeric data column, so it cannot be rebuilt "
-                    "for counterfactual rows; add it to the fixed-effects formula"
-                )
-        return out
-
-    def _z(self, frame: pd.DataFrame, X: np.ndarray) -> np.ndarray:
-        cols = []
-        for kind, name in self._z_sources:
-            if kind == "x":
-                cols.append(X[:, self.base.coef_names.index(name)])
-            elif kind == "one":
-                cols.append(np.ones(len(frame)))
-            else:
-                cols.append(frame[name].to_numpy(dtype=np.float64))
-        return np.column_stack(cols) if cols else np.zeros((len(frame), 0))
-
-    def _check_z(self) -> None:
-        data = self.data
-        Z = self._z(data, self.base.design(data))
-        exog_re = np.asarray(self.model.exog_re, dtype=np.float64)
-        if Z.shape != exog_re.shape or not np.allclose(Z, exog_re, rtol=1e-10, atol=1e-10):
-            raise MarginsValueError(
-                "random_effects: the random-effects design cannot be rebuilt from the data "
-                "rows (it does not match the model's exog_re)"
             )
 
     def group_codes(self, frame: pd.DataFrame) -> np.ndarray:

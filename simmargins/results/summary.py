@@ -46,7 +46,9 @@ _AT_WORDS = {
 }
 _RANDOM_EFFECTS_WORDS = {
     "blup": "each row's cluster's predicted random effects",
-    "new": "a new cluster, random effects integrated over their distribution",
+    "new": "a new cluster: estimates are the population average; SEs and intervals add the "
+    "new cluster's random-effects variance z̄Ψ̂z̄ᵀ, a prediction interval for that cluster's "
+    "mean, without the residual variance",
 }
 _COMPARISON_WORDS = {
     "ratio": "ratio of averaged predictions, μ1/μ0",
@@ -74,6 +76,11 @@ def _what_was_computed(res: MarginsResult, info: dict[str, object]) -> list[str]
     effects = str(attrs.get("random_effects", "zero"))
     if effects != "zero":
         out.append(f"Random effects: {effects} ({_RANDOM_EFFECTS_WORDS.get(effects, effects)})")
+        if "residual_variance" in attrs:
+            out.append(
+                f"Residual variance σ̂² = {_fmt(float(attrs['residual_variance']))} (for one new "
+                "observation's interval use √(SE² + σ̂²))"
+            )
     comparison = str(attrs.get("comparison", "difference"))
     if comparison in _COMPARISON_WORDS:
         out.append(f"Comparison: {_COMPARISON_WORDS[comparison]}")

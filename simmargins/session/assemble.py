@@ -196,6 +196,8 @@ def result_dataset(
     )
     if session.method == "bootstrap":
         _replicate_std_err(ds, session, G)
+    if hasattr(ad, "residual_variance"):  # random_effects="new": σ̂², not in the SEs
+        ds.attrs["residual_variance"] = float(ad.residual_variance)
     return ds
 
 
