@@ -10,7 +10,7 @@ is N(0, s²) with s² = Z2·exp(2v). A scenario's margin is
 computed by a quadrature rule (:mod:`.quadrature`; closed forms for the log and identity
 links) at θ̂ with its analytic gradient and Hessian in θ (the delta method and κ), and for
 every draw θ⁽ᵈ⁾ — β and v together, so each draw integrates with its own σ — by the
-kernel :func:`.integrated.integrated_draws`. The rule's size is chosen by doubling: n
+kernel :func:`.integrated.integrated_draws`. The rule's size grows by √2 from 4 nodes: n
 nodes are accepted when every quantity θ = Wμ computed with n and 2n nodes differs by at
 most ``rel_tol`` × its delta SE, at θ̂ and at the draw with the largest variance; that
 difference is reported as the integration error. This plays the role of
@@ -45,7 +45,7 @@ class IntegrationSpec:
     n_components: int
     method: str = "gauss-hermite"
     rel_tol: float = 1e-3  # integration error allowed, as a share of the delta SE
-    start_nodes: int = 8
+    start_nodes: int = 4
     max_nodes: int = 512
     seed: int = 0  # scrambling of the quasi-Monte Carlo points
 
@@ -105,20 +105,19 @@ def _collect(
     return out
 
 
-def _variance(r: _Rows, v: np.ndarray) -> np.ndarray:
-    return r.Z2 @ np.exp(2.0 * v)
-
-
-def _values(rows: list[list[_Rows]], theta: np.ndarray, k: int, link: InverseLink,
+def _values(rows: list[list[_Rows]], points: np.ndarray, k: int, link: InverseLink,
             t: np.ndarray, omega: np.ndarray) -> np.ndarray:  # fmt: skip
-    """(groups, settings) margins at one parameter point."""
-    beta, v = theta[:k], theta[k:]
-    out = np.empty((len(rows), len(rows[0])))
+    """(points, groups, settings) margins at parameter points (rows of ``points``), by the
+    kernel (the node choice evaluates many rules; numpy would hold rows × nodes)."""
+    from .integrated import integrated_draws  # numba loads only here
+
+    out = np.empty((points.shape[0], len(rows), len(rows[0])))
+    sig2 = np.exp(2.0 * points[:, k:])
     for g, per_set in enumerate(rows):
         for j, r in enumerate(per_set):
-            eta = r.X @ beta + r.off
-            (gv,) = row_expectations(eta, _variance(r, v), link, t, omega, derivatives=False)
-            out[g, j] = r.ratio * float(r.wn @ gv)
+            out[:, g, j] = r.ratio * integrated_draws(
+                r.X, r.Z2, r.off, r.wn, points[:, :k], sig2, t, omega, link.code, link.power
+            )
     return out
 
 
@@ -155,7 +154,7 @@ def _choose_nodes(
     B: np.ndarray,
     se: np.ndarray,
 ) -> IntegrationReport:
-    """Double the rule until θ with n and 2n nodes agree to ``rel_tol``·SE (module doc)."""
+    """Grow the rule until θ with n and 2n nodes agree to ``rel_tol``·SE (module doc)."""
     k = spec.k_fixed
     if closed_form(link):
         zero = np.zeros(se.shape[0])
@@ -168,7 +167,8 @@ def _choose_nodes(
     def quantities(n: int) -> list[np.ndarray]:
         if n not in cache:
             t, omega = spec.nodes(n)
-            cache[n] = [(W @ _values(rows, p, k, link, t, omega).T).ravel() for p in points]
+            mu = _values(rows, np.array(points), k, link, t, omega)
+            cache[n] = [(W @ m.T).ravel() for m in mu]
         return cache[n]
 
     n = spec.start_nodes
@@ -178,7 +178,7 @@ def _choose_nodes(
         tol = np.maximum(spec.rel_tol * se, 1e-13 * (1.0 + np.abs(hi[0])))
         if np.all(err <= tol) or 2 * n >= spec.max_nodes:
             return IntegrationReport(spec.method, n, err, tol)
-        n *= 2
+        n = max(n + 1, round(n * np.sqrt(2.0)))  # 4, 6, 8, 11, 16, 23, 32, …
 
 
 def evaluate_integrated(
