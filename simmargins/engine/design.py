@@ -59,6 +59,45 @@ class Setting:
     clip: bool = False
 
 
+@dataclass(frozen=True)
+class ScenarioUpdate:
+    """A scenario as new values of some columns of the base design, by kind of change.
+
+    Each column appears under one kind. Applied to a block of base rows starting at row
+    ``r0``: constant columns are set, shifted columns moved by their step, varying columns
+    copied from ``vary_vals`` (rows × ``vary_cols``).
+    """
+
+    const_cols: np.ndarray  # intp
+    const_vals: np.ndarray  # one value per constant column
+    shift_cols: np.ndarray  # intp
+    shift_vals: np.ndarray  # one step per shifted column
+    vary_cols: np.ndarray  # intp
+    vary_vals: np.ndarray  # (rows, vary_cols)
+    offset: np.ndarray | None
+
+    @property
+    def columns(self) -> np.ndarray:
+        return np.concatenate([self.vary_cols, self.const_cols, self.shift_cols])
+
+    def apply(self, X: np.ndarray, r0: int, cols: np.ndarray | None = None) -> None:
+        """Turn ``X`` (base rows r0:r0+len(X)) into the scenario's rows, in place. With
+        ``cols``, X holds only those columns of the design, in that order."""
+        rows = slice(r0, r0 + X.shape[0])
+
+        def where(c: np.ndarray) -> np.ndarray:
+            if cols is None:
+                return c
+            return np.asarray([int(np.flatnonzero(cols == j)[0]) for j in c], dtype=np.intp)
+
+        if self.vary_cols.size:
+            X[:, where(self.vary_cols)] = self.vary_vals[rows]
+        if self.const_cols.size:
+            X[:, where(self.const_cols)] = self.const_vals
+        if self.shift_cols.size:
+            X[:, where(self.shift_cols)] += self.shift_vals
+
+
 @dataclass
 class CounterfactualData:
     """The fit's rows plus everything needed to rebuild their design under a setting."""
@@ -235,15 +274,13 @@ class CounterfactualData:
         Equal to ``design_fn(frame(setting))`` (a full rebuild through the fit's spec): the
         base design with the columns of the terms ``setting`` touches rebuilt.
         """
-        update = self.design_update(setting)
+        update = self.scenario_update(setting)
         if update is None:
             frame = self._frame(self._coded_data(), setting)
             return self.design_fn(frame), self.offset_fn(frame)
-        cols, values, offset = update
         X = self.base_design()[0].copy()
-        if cols.size:
-            X[:, cols] = values
-        return X, offset
+        update.apply(X, 0)
+        return X, update.offset
 
     def full_design(self, setting: Setting) -> tuple[np.ndarray, np.ndarray | None]:
         """The straightforward route: the whole design rebuilt through ``design_fn``."""
@@ -269,39 +306,72 @@ class CounterfactualData:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
         """The scenario as a low-rank change of ``base_design()``: (column indices, their
         new values (rows × columns), the offset); None when only a full rebuild will do."""
+        update = self.scenario_update(setting)
+        if update is None:
+            return None
+        cols = update.columns
+        X0 = self.base_design()[0]
+        values = np.empty((X0.shape[0], cols.size))
+        values[:] = X0[:, cols]
+        update.apply(values, 0, cols)
+        return cols, values, update.offset
+
+    def scenario_update(self, setting: Setting) -> ScenarioUpdate | None:
+        """The scenario as a change of some columns of ``base_design()``, by kind of change
+        (so that the kernels never hold rows × columns for the first two kinds):
+
+        * columns set to one value in every row: the terms all of whose variables the
+          settings fix to one value (built on one row through the spec);
+        * columns moved by the same step in every row: a term that is a numeric variable
+          itself (``x``, not ``I(x**2)`` or ``x:z``) when the setting steps that variable;
+        * the rest of the terms the setting touches, rebuilt on every row.
+
+        None when only a full rebuild will do (no spec, or a spec we cannot read by term).
+        """
         terms = self._terms
         if terms is None:
             return None
         base_X = self.base_design()[0]
         if self._terms is None:
             return None
-        changed = {n for n, _ in setting.values if n in self.variables}
+        n = base_X.shape[0]
+        changed = {n_ for n_, _ in setting.values if n_ in self.variables}
+        set_once = {*self.base_values, *(n_ for n_, _ in setting.values)}
+        step: tuple[str, float] | None = None
         if setting.perturb is not None:
-            changed.add(setting.perturb[0])
-        set_once = {n for n in [*self.base_values, *(n for n, _ in setting.values)]}
-        if setting.perturb is not None:
-            set_once.discard(setting.perturb[0])
+            name = setting.perturb[0]
+            changed.add(name)
+            if name not in set_once and not setting.clip:
+                step = setting.perturb  # (a stepped constant stays one value: set_once)
         hit = [t for t in terms if t.variables is None or t.variables & changed]
         frame = self._frame(self._coded_data(), setting)
         offset = self.offset_fn(frame)
-        if not hit:
-            return np.zeros(0, dtype=np.intp), np.zeros((base_X.shape[0], 0)), offset
+        shifted = [t for t in hit if step is not None and t.bare == step[0]]
         constant = [
-            t for t in hit if t.categorical and t.variables is not None and t.variables <= set_once
-        ]
-        varying = [t for t in hit if t not in constant]
-        cols: list[int] = []
-        parts: list[np.ndarray] = []
-        n = base_X.shape[0]
-        for group, rows in ((varying, frame), (constant, frame.iloc[:1])):
-            if not group or n == 0:
-                continue
-            block = term_columns(self.spec, group, rows)
-            parts.append(np.broadcast_to(block, (n, block.shape[1])) if len(rows) < n else block)
-            cols.extend(i for t in group for i in t.columns)
-        if not parts:
-            return np.zeros(0, dtype=np.intp), np.zeros((n, 0)), offset
-        return np.asarray(cols, dtype=np.intp), np.hstack(parts), offset
+            t for t in hit
+            if t.variables is not None and t.variables <= set_once and t not in shifted
+        ]  # fmt: skip
+        varying = [t for t in hit if t not in constant and t not in shifted]
+        empty = np.zeros(0, dtype=np.intp)
+
+        def columns_of(group: list[TermColumns]) -> np.ndarray:
+            return np.asarray([i for t in group for i in t.columns], dtype=np.intp)
+
+        const_vals = np.zeros(0)
+        if constant and n:
+            const_vals = term_columns(self.spec, constant, frame.iloc[:1])[0].astype(np.float64)
+        vary_vals = np.zeros((n, 0))
+        if varying and n:
+            vary_vals = np.ascontiguousarray(term_columns(self.spec, varying, frame), np.float64)
+        return ScenarioUpdate(
+            const_cols=columns_of(constant) if n else empty,
+            const_vals=const_vals,
+            shift_cols=columns_of(shifted),
+            shift_vals=np.full(len(shifted), step[1] if step is not None else 0.0),
+            vary_cols=columns_of(varying) if n else empty,
+            vary_vals=vary_vals,
+            offset=offset,
+        )
 
     def fd_step(self, name: str) -> float:
         """Central-difference step from the spread of the variable in the fitted rows.
@@ -319,60 +389,3 @@ class CounterfactualData:
         if not np.isfinite(scale) or scale <= 1e-8 * magnitude:  # constant in the data
             scale = magnitude
         return 1e-5 * scale
-
-
-# bytes of changed-column values the one-pass route materialises at once (a batch of settings)
-_UPDATE_BYTES = 64 << 20
-
-
-def scenario_margin_draws(
-    cf: CounterfactualData,
-    settings: list[Setting],
-    weights: np.ndarray,
-    B: np.ndarray,
-    code: int,
-    power: float = 1.0,
-    max_bytes: int = _UPDATE_BYTES,
-) -> np.ndarray | None:
-    """Margins over the draws ``B`` of every setting, from one base design (issue 12, item 3).
-
-    Each setting is a low-rank update of ``cf.base_design()`` (``design_update``), and
-    ``scenario_kernels.scenario_draws`` runs a batch of them in one pass over the rows; batches hold
-    at most ``max_bytes`` of changed-column values, so memory stays bounded whatever the
-    number of settings. Returns (settings, S), equal to ``margin_draws`` on each setting's
-    full design to rounding, or None when a setting is not such an update (an array fit, an
-    offset or exposure setting, a clipped step with per-row weights): the caller then takes
-    the setting-by-setting route.
-    """
-    from .scenario_kernels import scenario_draws  # numba loads only for nonlinear links
-
-    X0, off0 = cf.base_design()
-    base_off = np.zeros(X0.shape[0]) if off0 is None else off0
-    out = np.empty((len(settings), B.shape[0]))
-    batch: list[tuple[int, tuple[np.ndarray, np.ndarray]]] = []
-    held = 0
-
-    def flush() -> None:
-        if batch:
-            got = scenario_draws(X0, base_off, weights, B, [u for _, u in batch], code, power)
-            for (j, _), row in zip(batch, got, strict=True):
-                out[j] = row
-            batch.clear()
-
-    for j, setting in enumerate(settings):
-        if any(n in OFFSET_SETTINGS and n not in cf.variables for n, _ in setting.values):
-            return None
-        if cf.row_scale(setting) is not None:
-            return None
-        update = cf.design_update(setting)
-        if update is None:
-            return None
-        cols, values, _ = update
-        size = values.nbytes
-        if batch and held + size > max_bytes:
-            flush()
-            held = 0
-        batch.append((j, (cols, np.ascontiguousarray(values))))
-        held += size
-    flush()
-    return out

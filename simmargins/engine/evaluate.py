@@ -15,8 +15,9 @@ from typing import Protocol
 import numpy as np
 
 from .delta import scenario_moments
-from .design import CounterfactualData, Setting, scenario_margin_draws
+from .design import CounterfactualData, Setting
 from .links import InverseLink
+from .one_pass import OnePass, one_pass
 
 # elements of the draws × rows block the ratio route may hold at once (32 MiB of float64)
 _BLOCK_ELEMENTS = 1 << 22
@@ -81,37 +82,33 @@ def _group_rows(cf: CounterfactualData, keep: np.ndarray) -> CounterfactualData:
     )
 
 
-def one_pass_draws(
+def one_pass_groups(
     cf: CounterfactualData,
     settings: list[Setting],
     group_weights: list[np.ndarray],
     link: InverseLink,
+    beta: np.ndarray,
     B: np.ndarray,
-) -> list[np.ndarray | None]:
-    """Per group, the (S, settings) margin draws of every setting from one pass over the
-    group's rows (:func:`.design.scenario_margin_draws`), or None where that route does
-    not apply (the caller then runs ``margin_draws`` setting by setting).
+) -> list[OnePass | None]:
+    """Per group, every setting's delta moments and (nonlinear links) margin draws from one
+    base design (:func:`.one_pass.one_pass`), or None where that route does not apply (the
+    caller then builds each setting's design).
 
     With several groups each runs on its own rows only, as the setting-by-setting route
     does: a row outside the group has weight 0, and 0·h(η) is NaN where h(η) is not
     finite (the log link overflowing, a power link at a negative η).
     """
     n_grp = len(group_weights)
-    if (
-        cf.spec is None  # an array fit: every scenario is a full rebuild
-        or any(s.clip and s.perturb is not None for s in settings)  # per-row steps
-    ):
-        return [None] * n_grp
-    out: list[np.ndarray | None] = []
+    out: list[OnePass | None] = []
     for w_g in group_weights:
         rows, w = cf, w_g
         if n_grp > 1:
             keep = w_g > 0
             rows, w = _group_rows(cf, keep), w_g[keep]
-        got = scenario_margin_draws(rows, settings, w, B, link.code, link.power)
-        out.append(None if got is None else got.T)
+        got = one_pass(rows, settings, w, link, beta, B)
         if got is None:  # the same settings fail in every group
             return [None] * n_grp
+        out.append(got)
     return out
 
 
@@ -138,20 +135,30 @@ def evaluate_linear(
     hessians: list[list[np.ndarray | None]] = [[None] * n_set for _ in range(n_grp)]
     offsets_bar = np.empty((n_grp, n_set))
     mu_draws = None if link.is_identity else np.empty((n_grp, s, n_set))
-    fast: list[np.ndarray | None] = [None] * n_grp
+    fast: list[OnePass | None] = [None] * n_grp
     rebuilt_elsewhere = sources is not None and any(x is not None for x in sources)
-    if mu_draws is not None and s and not at_mean and not rebuilt_elsewhere:
-        fast = one_pass_draws(cf, settings, group_weights, link, B)
-        for g, got in enumerate(fast):
-            if got is not None:
-                mu_draws[g] = got
+    if not at_mean and not rebuilt_elsewhere:
+        fast = one_pass_groups(cf, settings, group_weights, link, beta, B)
+    for g, got in enumerate(fast):
+        if got is None:
+            continue
+        assert got.moments is not None
+        for j, mom in enumerate(got.moments):
+            values[g, j], grads[g, j], hessians[g][j] = mom.value, mom.grad, mom.hess
+        offsets_bar[g] = got.offsets_bar
+        if mu_draws is not None and got.draws is not None:
+            mu_draws[g] = got.draws.T
+    slow = [g for g, got in enumerate(fast) if got is None]
     for j, setting in enumerate(settings):
+        if not slow:
+            break
         src: Designs | None = sources[j] if sources is not None else None
         rows: Designs = cf if src is None else src
         X_all, off_all = rows.design(setting)
         off_all = np.zeros(X_all.shape[0]) if off_all is None else off_all
         scale = rows.row_scale(setting)
-        for g, w_g in enumerate(group_weights):
+        for g in slow:
+            w_g = group_weights[g]
             X, off, w = X_all, off_all, w_g
             # rows with their own difference step carry it as a weight: μ = Σ w·r·h / Σ w
             ratio = 1.0
@@ -167,7 +174,7 @@ def evaluate_linear(
             values[g, j], grads[g, j] = ratio * mom.value, ratio * mom.grad
             hessians[g][j] = None if mom.hess is None else ratio * mom.hess
             offsets_bar[g, j] = ratio * float((w / w.sum()) @ off)
-            if mu_draws is not None and s and fast[g] is None:
+            if mu_draws is not None and s:
                 from .kernels import margin_draws  # numba loads only for nonlinear links
 
                 mu_draws[g, :, j] = ratio * margin_draws(X, off, w, B, link.code, link.power)

@@ -239,6 +239,9 @@ class TermColumns:
     variables: frozenset[str] | None
     columns: tuple[int, ...]
     categorical: bool
+    # the variable whose value the term's one column is, untransformed (``x``), else None:
+    # stepping that variable by δ moves the column by exactly δ
+    bare: str | None = None
 
 
 def spec_terms(spec: Any, columns: list[str]) -> list[TermColumns] | None:
@@ -257,18 +260,29 @@ def spec_terms(spec: Any, columns: list[str]) -> list[TermColumns] | None:
                     used |= found
                     categorical &= spec.factor_infos[factor].type == "categorical"
                 sl = spec.term_slices[term]
+                only = term.factors[0] if len(term.factors) == 1 else None
+                bare = None
+                if (
+                    only is not None
+                    and sl.stop - sl.start == 1
+                    and spec.factor_infos[only].type == "numerical"
+                    and only.code.strip() in cols
+                ):
+                    bare = only.code.strip()
                 out.append(
                     TermColumns(
                         term,
                         None if unknown else frozenset(used),
                         tuple(range(sl.start, sl.stop)),
                         categorical,
+                        bare,
                     )
                 )
         elif type(spec).__module__.startswith("formulaic"):
             states = {str(e): s for e, s in spec.encoder_state.items()}
             for term in spec.terms:
                 used, unknown, categorical = set(), False, bool(term.factors)
+                exprs = [str(f.expr) for f in term.factors]
                 for factor in term.factors:
                     expr = str(factor.expr)
                     if expr == "1":  # the intercept
@@ -279,12 +293,19 @@ def spec_terms(spec: Any, columns: list[str]) -> list[TermColumns] | None:
                     used |= found
                     kind = states.get(expr, (None, None))[0]
                     categorical &= str(getattr(kind, "value", kind)) == "categorical"
+                idx = tuple(int(i) for i in spec.term_indices[term])
+                bare = (
+                    exprs[0]
+                    if len(exprs) == 1 and len(idx) == 1 and exprs[0] in cols and not categorical
+                    else None
+                )
                 out.append(
                     TermColumns(
                         term,
                         None if unknown else frozenset(used),
-                        tuple(int(i) for i in spec.term_indices[term]),
+                        idx,
                         categorical,
+                        bare,
                     )
                 )
         else:

@@ -207,9 +207,9 @@ def test_categorical_terms_from_level_combinations_equal_patsy(full_grid, monkey
 def test_one_pass_draws_equal_one_margin_per_setting(frame, max_bytes):
     """Item 3's route (every setting a low-rank update, one kernel pass per batch) equals
     margin_draws on each setting's full rebuild."""
-    from simmargins.engine.design import scenario_margin_draws
     from simmargins.engine.kernels import margin_draws
-    from simmargins.engine.links import LOGIT
+    from simmargins.engine.links import LOGIT, LOGIT_LINK
+    from simmargins.engine.one_pass import scenario_margin_draws
 
     fit = _fit("glm", "y ~ x * C(g) + bs(z, df=4) + C(k, Sum) + h", frame, "patsy")
     adapter = adapter_for(fit)
@@ -225,7 +225,7 @@ def test_one_pass_draws_equal_one_margin_per_setting(frame, max_bytes):
         Setting((("g", "lo"), ("k", "q2"))),
         Setting((("x", 0.25), ("h", True))),
     ]
-    got = scenario_margin_draws(cf, settings, w, B, LOGIT, max_bytes=max_bytes)
+    got = scenario_margin_draws(cf, settings, w, B, LOGIT_LINK, max_bytes=max_bytes)
     assert got is not None
     for j, setting in enumerate(settings):
         X, off = cf.full_design(setting)
@@ -233,4 +233,5 @@ def test_one_pass_draws_equal_one_margin_per_setting(frame, max_bytes):
         want = margin_draws(X, off, w, B, LOGIT)
         np.testing.assert_allclose(got[j], want, rtol=1e-13, atol=1e-15)
     # a clipped step has per-row weights: the caller keeps the setting-by-setting route
-    assert scenario_margin_draws(cf, [Setting(perturb=("z", 1e-3), clip=True)], w, B, LOGIT) is None
+    clipped = [Setting(perturb=("z", 1e-3), clip=True)]
+    assert scenario_margin_draws(cf, clipped, w, B, LOGIT_LINK) is None

@@ -244,3 +244,34 @@ def test_scenario_draws_refuse_bad_updates():
         scenario_draws(X, off, w, B, [(np.array([3]), np.ones((10, 1)))], links.LOGIT)
     with pytest.raises(ValueError, match="column indices"):
         scenario_draws(X, off, w, B, [(np.array([0, 1]), np.ones((10, 1)))], links.LOGIT)
+
+
+@pytest.mark.parametrize("link", LINKS, ids=lambda lk: lk.name)
+def test_scenario_draws_of_constant_and_shifted_columns(link):
+    """Columns set to one value (a factor's levels, grid points, sharing η minus those
+    columns) and moved by one step (an AME of a bare variable), alone and mixed with
+    row-varying columns: each scenario equals margin_draws on its full design."""
+    from simmargins.engine.scenario_kernels import _Change, scenario_draws
+
+    X, off, w, B = _make_problem(n=1037, k=7, s=17, seed=11)
+    n = X.shape[0]
+    rng = np.random.default_rng(4)
+    none, no_vals = np.zeros(0, dtype=np.int64), np.zeros(0)
+    levels = [np.array(v, dtype=float) for v in ([0, 0], [1, 0], [0, 1])]
+    changes = [
+        *(_Change(np.array([5, 6]), lv, none, no_vals, none, np.zeros((n, 0))) for lv in levels),
+        _Change(none, no_vals, np.array([1]), np.array([1e-3]), none, np.zeros((n, 0))),
+        _Change(none, no_vals, np.array([1]), np.array([-1e-3]), none, np.zeros((n, 0))),
+        _Change(
+            np.array([5]), np.array([1.0]), np.array([2]), np.array([0.25]),
+            np.array([3]), rng.normal(size=(n, 1)),
+        ),  # fmt: skip
+    ]
+    got = scenario_draws(X, off, w, B, changes, link.code, link.power)
+    for j, ch in enumerate(changes):
+        Xj = X.copy()
+        Xj[:, ch.const_cols] = ch.const_vals
+        Xj[:, ch.shift_cols] += ch.shift_vals
+        Xj[:, ch.vary_cols] = ch.vary_vals
+        want = margin_draws(Xj, off, w, B, link.code, link.power)
+        np.testing.assert_allclose(got[j], want, rtol=1e-13, atol=1e-15)

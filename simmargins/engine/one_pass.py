@@ -1,0 +1,210 @@
+"""Every setting of a request from one base design: draws and delta moments (issue 12).
+
+A setting is a change of some columns of the base design (:class:`.design.ScenarioUpdate`:
+columns set to one value, moved by one step, or given per row). Nothing of size rows ×
+K is built per setting:
+
+* the draws of all settings come from :func:`.scenario_kernels.scenario_draws`, in
+  batches whose row-varying columns hold at most ``max_bytes``;
+* the delta moments (μ, ∇μ, H) of a setting are one weighted pass over the *base* rows,
+  H₀ = Σ bᵢ xᵢxᵢᵀ with bᵢ = wᵢh″(ηᵢ) at the setting's own η, and small products for the
+  changed columns. Every row of the setting's design is a linear map of
+  eᵢ = (xᵢ, vᵢ, 1) (base row, row-varying values, a one): x′ᵢ = Tᵀeᵢ, so
+  Σ bᵢx′ᵢx′ᵢᵀ = Tᵀ(Σ bᵢeᵢeᵢᵀ)T and Σ aᵢx′ᵢ = Tᵀ(Σ aᵢeᵢ), with T the (K + V + 1) × K
+  matrix that keeps unchanged columns, sets constants, adds steps and picks the values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .delta import _NUMBA_ROWS, Moments
+from .design import OFFSET_SETTINGS, CounterfactualData, ScenarioUpdate, Setting
+from .links import InverseLink
+
+# bytes of row-varying column values one batch of settings may hold (the draws' route)
+_UPDATE_BYTES = 64 << 20
+
+
+@dataclass
+class OnePass:
+    """Per setting: the margin draws (settings, S) or None when no draws were asked for,
+    the delta moments (None when not asked for) and the weighted mean offset."""
+
+    draws: np.ndarray | None
+    moments: list[Moments] | None
+    offsets_bar: np.ndarray
+
+
+def _eligible(cf: CounterfactualData, settings: list[Setting]) -> bool:
+    """Whether every setting is a change of the base design's columns."""
+    for setting in settings:
+        if any(n in OFFSET_SETTINGS and n not in cf.variables for n, _ in setting.values):
+            return False  # an offset or exposure setting changes the offset, not X
+        if setting.clip and setting.perturb is not None:
+            return False  # per-row steps carry per-row weights
+    if cf.spec is None:
+        return False
+    cf.base_design()
+    return cf.scenario_update(Setting()) is not None
+
+
+class _BaseRows:
+    """The base design with what every setting's moments reuse: Xβ̂ and Σ wᵢxᵢ."""
+
+    def __init__(self, cf: CounterfactualData, weights: np.ndarray, beta: np.ndarray) -> None:
+        self.X = cf.base_design()[0]
+        self.n = self.X.shape[0]
+        self.wn = weights / weights.sum()
+        self.beta = beta
+        self._xb: np.ndarray | None = None
+        self.xbar = self.wn @ self.X
+
+    def xb(self) -> np.ndarray:
+        if self._xb is None:
+            from .moments import linear_predictor  # numba: only for nonlinear links
+
+            self._xb = linear_predictor(self.X, self.beta, np.zeros(self.n))
+        return self._xb
+
+
+def _gram(X: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(Σ aᵢxᵢ, Σ bᵢxᵢxᵢᵀ): on numba's pool for many rows (no BLAS thread fight), else numpy."""
+    if X.shape[0] >= _NUMBA_ROWS:
+        from .moments import weighted_moments
+
+        return weighted_moments(X, a, b)
+    return a @ X, (X * b[:, None]).T @ X
+
+
+def _transform(k: int, u: ScenarioUpdate) -> np.ndarray:
+    """T with x′ = Tᵀ(x, v, 1): unchanged columns kept, constants set, steps added."""
+    nv = u.vary_cols.size
+    T = np.zeros((k + nv + 1, k))
+    T[np.arange(k), np.arange(k)] = 1.0
+    for c, val in zip(u.const_cols, u.const_vals, strict=True):
+        T[c, c] = 0.0
+        T[k + nv, c] = val
+    for c, step in zip(u.shift_cols, u.shift_vals, strict=True):
+        T[k + nv, c] = step
+    for m, c in enumerate(u.vary_cols):
+        T[c, c] = 0.0
+        T[k + m, c] = 1.0
+    return T
+
+
+def update_moments(
+    base: _BaseRows, u: ScenarioUpdate, link: InverseLink
+) -> tuple[Moments, float]:
+    """The setting's (μ, ∇μ, H) at β̂ and its weighted mean offset, from the base rows."""
+    X, wn, beta, k = base.X, base.wn, base.beta, base.X.shape[1]
+    off = np.zeros(base.n) if u.offset is None else np.asarray(u.offset, dtype=np.float64)
+    off_bar = float(wn @ off)
+    V = u.vary_vals
+    T = _transform(k, u)
+    if link.is_identity:
+        e_bar = np.concatenate([base.xbar, wn @ V, [1.0]])
+        xbar = T.T @ e_bar
+        return Moments(float(xbar @ beta) + off_bar, xbar, None), off_bar
+    eta = base.xb() + off
+    for c, val in zip(u.const_cols, u.const_vals, strict=True):
+        eta += (val - X[:, c]) * beta[c]
+    for c, step in zip(u.shift_cols, u.shift_vals, strict=True):
+        eta += step * beta[c]
+    for m, c in enumerate(u.vary_cols):
+        eta += (V[:, m] - X[:, c]) * beta[c]
+    a, b = wn * link.dh(eta), wn * link.d2h(eta)
+    value = float(wn @ link.h(eta))
+    # Σ aᵢxᵢ and Σ bᵢxᵢxᵢᵀ over the base rows: the one pass of cost K² per row
+    g0, H0 = _gram(X, a, b)
+    nv = V.shape[1]
+    G = np.empty((k + nv + 1, k + nv + 1))
+    G[:k, :k] = H0
+    q = b @ X
+    G[:k, k + nv] = G[k + nv, :k] = q
+    G[k + nv, k + nv] = b.sum()
+    gE = np.concatenate([g0, a @ V, [a.sum()]])
+    if nv:
+        bV = b[:, None] * V
+        G[:k, k : k + nv] = X.T @ bV
+        G[k : k + nv, :k] = G[:k, k : k + nv].T
+        G[k : k + nv, k : k + nv] = V.T @ bV
+        G[k : k + nv, k + nv] = G[k + nv, k : k + nv] = b @ V
+    H = T.T @ G @ T
+    return Moments(value, T.T @ gE, 0.5 * (H + H.T)), off_bar
+
+
+def one_pass(
+    cf: CounterfactualData,
+    settings: list[Setting],
+    weights: np.ndarray,
+    link: InverseLink,
+    beta: np.ndarray | None,
+    B: np.ndarray | None,
+    max_bytes: int = _UPDATE_BYTES,
+) -> OnePass | None:
+    """Draws (when ``B`` is given and the link is nonlinear) and delta moments (when
+    ``beta`` is given) of every setting over the rows of ``cf`` with ``weights``, from its
+    base design; None when a setting is not a change of the base design's columns (an
+    array fit, an offset or exposure setting, a clipped step): the caller then builds
+    each setting's design.
+
+    Settings go in batches whose row-varying columns hold at most ``max_bytes``; each
+    batch is one pass of the draws kernel.
+    """
+    if not _eligible(cf, settings):
+        return None
+    X0, off0 = cf.base_design()
+    n = X0.shape[0]
+    want_draws = B is not None and B.shape[0] > 0 and not link.is_identity
+    draws = np.empty((len(settings), B.shape[0])) if want_draws and B is not None else None
+    moments: list[Moments] | None = [] if beta is not None else None
+    offsets_bar = np.empty(len(settings))
+    base = _BaseRows(cf, weights, beta) if beta is not None else None
+    base_off = np.zeros(n) if off0 is None else np.asarray(off0, dtype=np.float64)
+    batch: list[tuple[int, ScenarioUpdate]] = []
+
+    def flush() -> None:
+        if batch and draws is not None and B is not None:
+            from .scenario_kernels import scenario_draws  # numba loads only for nonlinear links
+
+            got = scenario_draws(X0, base_off, weights, B, [u for _, u in batch], link.code,
+                                 link.power)  # fmt: skip
+            draws[[j for j, _ in batch]] = got
+        batch.clear()
+
+    held = 0
+    wn = weights / weights.sum()
+    for j, setting in enumerate(settings):
+        u = cf.scenario_update(setting)
+        assert u is not None  # _eligible: the spec is read by term
+        if base is not None and moments is not None:
+            mom, offsets_bar[j] = update_moments(base, u, link)
+            moments.append(mom)
+        else:
+            offsets_bar[j] = float(wn @ u.offset) if u.offset is not None else 0.0
+        if draws is None:
+            continue
+        if batch and held + u.vary_vals.nbytes > max_bytes:
+            flush()
+            held = 0
+        batch.append((j, u))
+        held += u.vary_vals.nbytes
+    flush()
+    return OnePass(draws, moments, offsets_bar)
+
+
+def scenario_margin_draws(
+    cf: CounterfactualData,
+    settings: list[Setting],
+    weights: np.ndarray,
+    B: np.ndarray,
+    link: InverseLink,
+    max_bytes: int = _UPDATE_BYTES,
+) -> np.ndarray | None:
+    """(settings, S) margins over the draws ``B`` of every setting (a nonlinear link), or
+    None when a setting is not a change of the base design's columns."""
+    got = one_pass(cf, settings, weights, link, None, B, max_bytes)
+    return None if got is None else got.draws
