@@ -28,6 +28,10 @@ from ..resampling.problem import RefitProblem
 _CONSTANT_NAMES = ("const", "Intercept", "intercept")
 
 
+# rows per block of the rebuild check: a block of a 30-column design is 15 MiB
+_CHECK_ROWS = 1 << 16
+
+
 @runtime_checkable
 class ModelAdapter(Protocol):
     """What :class:`simmargins.Margins` needs from a fitted model."""
@@ -262,30 +266,56 @@ class StatsmodelsAdapter:
                 )
 
     def _check_rows(self) -> None:
-        """The recovered rows must rebuild the fit's own design matrix, row for row."""
+        """The recovered rows must rebuild the fit's own design matrix, row for row.
+
+        Built and compared in blocks of rows, so the check holds one block of the rebuild
+        at a time (a 1,000,000 × 30 design compared at once needed four copies of it).
+        When every block equals the fit's ``exog`` bit for bit, ``exog`` is the rows'
+        design: :meth:`fitted_design` hands it to the margins instead of a rebuild.
+        """
         exog = np.asarray(self.model.exog, dtype=np.float64)
-        try:
-            X = self.design(self.data)
-        except MarginsValueError as exc:
+        n = len(self.data)
+        if n != exog.shape[0]:
             raise MarginsValueError(
-                f"training_data: the design cannot be rebuilt from the rows recovered for "
-                f"this {self.model_class} ({exc}); pass the rows the model was fitted on"
-            ) from exc
-        if X.shape != exog.shape:
-            raise MarginsValueError(
-                f"training_data: the rebuilt design has shape {X.shape} but the fit's has "
-                f"{exog.shape}; pass the rows the model was fitted on"
+                f"training_data: {n} rows recovered but the fit's design has "
+                f"{exog.shape[0]}; pass the rows the model was fitted on"
             )
-        tol = 1e-8 * (1.0 + np.abs(exog))
-        bad = ~(np.abs(X - exog) <= tol)  # NaN counts as a mismatch
-        if bad.any():
-            row, col = (int(i[0]) for i in np.nonzero(bad))
-            raise MarginsValueError(
-                f"training_data: these rows are not the rows the {self.model_class} was fitted "
-                f"on: row {row} gives {self.coef_names[col]}={X[row, col]!r} where the fit had "
-                f"{exog[row, col]!r} ({int(bad.any(axis=1).sum())} rows differ); pass the rows "
-                "the model used, in the same order, after dropping rows with missing values"
-            )
+        identical = True
+        for r0 in range(0, max(n, 1), _CHECK_ROWS):
+            rows = self.data.iloc[r0 : r0 + _CHECK_ROWS]
+            try:
+                X = self.design(rows)
+            except MarginsValueError as exc:
+                raise MarginsValueError(
+                    f"training_data: the design cannot be rebuilt from the rows recovered for "
+                    f"this {self.model_class} ({exc}); pass the rows the model was fitted on"
+                ) from exc
+            part = exog[r0 : r0 + len(rows)]
+            if X.shape != part.shape:
+                raise MarginsValueError(
+                    f"training_data: the rebuilt design has {X.shape[1]} columns but the "
+                    f"fit's has {exog.shape[1]}; pass the rows the model was fitted on"
+                )
+            if np.array_equal(X, part):
+                continue
+            identical = False
+            bad = ~(np.abs(X - part) <= 1e-8 * (1.0 + np.abs(part)))  # NaN counts as a mismatch
+            if bad.any():
+                row, col = (int(i[0]) for i in np.nonzero(bad))
+                raise MarginsValueError(
+                    f"training_data: these rows are not the rows the {self.model_class} was "
+                    f"fitted on: row {r0 + row} gives {self.coef_names[col]}={X[row, col]!r} "
+                    f"where the fit had {part[row, col]!r}; pass the rows the model used, in "
+                    "the same order, after dropping rows with missing values"
+                )
+        contiguous = exog.flags.c_contiguous or exog.flags.f_contiguous
+        self._fitted_design = exog if identical and contiguous else None
+
+    def fitted_design(self) -> np.ndarray | None:
+        """The design of the adapter's own rows when the fit's ``exog`` is exactly their
+        rebuild (checked when the adapter was made), else None: the margins then take it as
+        the base design instead of building a second copy."""
+        return getattr(self, "_fitted_design", None)
 
     def _recover_rows(self, training_data: pd.DataFrame | None) -> pd.DataFrame:
         n_fit = int(self.model.endog.shape[0])

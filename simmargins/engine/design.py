@@ -294,7 +294,13 @@ class CounterfactualData:
         """Design and offset of the rows with the ``at`` settings only; built once."""
         if self._base is None:
             frame = self._frame(self._coded_data(), Setting())
-            X = self.design_fn(frame)
+            owner = getattr(self.design_fn, "__self__", None)
+            fitted = getattr(owner, "fitted_design", lambda: None)()
+            if fitted is not None and not self.base_values and self.data is owner.data:
+                X = fitted.view()  # the fit's exog is exactly these rows' design: no copy
+                X.flags.writeable = False  # (and nothing here may write into the fit)
+            else:
+                X = self.design_fn(frame)
             if self._terms is not None and X.shape[1] != len(spec_column_names(self.spec)):
                 object.__setattr__(self, "_terms", None)  # design_fn is not the spec's
             object.__setattr__(self, "_base", (X, self.offset_fn(frame)))

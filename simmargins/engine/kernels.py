@@ -337,7 +337,12 @@ def _pad_draws(B: np.ndarray) -> np.ndarray:
 
 
 def _as_f64(a: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(a, dtype=np.float64)  # no copy when it already is
+    """float64, C- or Fortran-ordered (no copy when it already is): a fit's exog is often
+    Fortran-ordered, and the tile loads read either layout (numba compiles each once)."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.flags.c_contiguous or a.flags.f_contiguous:
+        return a
+    return np.ascontiguousarray(a)
 
 
 def _check_shapes(X: np.ndarray, offset: np.ndarray, weights: np.ndarray, B: np.ndarray) -> None:

@@ -31,6 +31,17 @@ class InverseLink:
     def is_identity(self) -> bool:
         return self.code == IDENTITY
 
+    def all_three(self, eta: Array) -> tuple[Array, Array, Array]:
+        """(h, h′, h″) at η; logit and log share one evaluation of expit or exp."""
+        if self.code == LOGIT:
+            p = special.expit(eta)
+            d = p * (1.0 - p)
+            return p, d, d * (1.0 - 2.0 * p)
+        if self.code == LOG:
+            e = np.exp(eta)
+            return e, e, e
+        return self.h(eta), self.dh(eta), self.d2h(eta)
+
 
 IDENTITY, LOGIT, PROBIT, LOG, CLOGLOG, INVERSE_POWER, LOGLOG, CAUCHY = range(8)
 

@@ -111,8 +111,12 @@ def check_varies(adapter: ModelAdapter, cf: CounterfactualData, name: str) -> No
     """A variable with one value in every row carries no information about its effect."""
     col = adapter.data[name]
     var = cf.variables[name]
-    n_values = len(var.levels or ()) if var.categorical else col.nunique(dropna=True)
-    if n_values < 2:
+    if var.categorical:
+        varies = len(var.levels or ()) >= 2
+    else:  # (nunique would hash a million rows to learn whether two values differ)
+        seen = col.dropna().to_numpy()
+        varies = seen.size > 0 and bool(np.any(seen != seen[0]))
+    if not varies:
         raise MarginsValueError(
             f"dydx: {name!r} takes a single value ({format_value(col.iloc[0])}) in every row "
             "the fit used, so the data carry no information about its effect"

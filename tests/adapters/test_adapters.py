@@ -181,3 +181,37 @@ def test_unsupported_and_unfitted_models(ols_frame):
     for name in supported_models():
         assert name in str(err.value)
     assert isinstance(err.value, TypeError)
+
+
+def test_the_fits_exog_is_the_base_design_when_the_rebuild_equals_it(ols_frame, monkeypatch):
+    """The rebuild check runs in blocks of rows; when every block equals exog bit for bit,
+    the margins take exog as the base design (no second N × K copy), read-only, and the
+    margins equal those from a rebuilt base design."""
+    import simmargins.adapters._base as base_mod
+
+    monkeypatch.setattr(base_mod, "_CHECK_ROWS", 64)  # several blocks on 300 rows
+    fit = smf.ols("y ~ x * C(g) + bs(z, df=4)", ols_frame).fit()
+    m = Margins(fit, seed=0, n_sims=50)
+    X0 = m._cf.base_design()[0]
+    assert np.shares_memory(X0, fit.model.exog) and not X0.flags.writeable
+    np.testing.assert_array_equal(X0, m.adapter.design(m.adapter.data))
+    got = m.dydx(["x", "z"]).estimate
+    m2 = Margins(fit, seed=0, n_sims=50)
+    monkeypatch.setattr(type(m2.adapter), "fitted_design", lambda self: None)
+    m2._cf.base_values = {}  # drop the cached base: it is rebuilt through the spec
+    assert not np.shares_memory(m2._cf.base_design()[0], fit.model.exog)
+    np.testing.assert_array_equal(got, m2.dydx(["x", "z"]).estimate)
+    # with at= values the base design is a rebuild of the rows with those values
+    m3 = Margins(fit, seed=0, n_sims=50, at={"z": 1.0})
+    assert not np.shares_memory(m3._cf.base_design()[0], fit.model.exog)
+
+
+def test_rows_that_differ_in_a_later_block_are_named(ols_frame, monkeypatch):
+    import simmargins.adapters._base as base_mod
+
+    monkeypatch.setattr(base_mod, "_CHECK_ROWS", 64)
+    fit = smf.ols("y ~ x + C(g)", ols_frame).fit()
+    rows = ols_frame.copy()
+    rows.loc[200, "x"] += 1.0
+    with pytest.raises(MarginsValueError, match=r"not the rows the OLS was fitted on: row 200 "):
+        Margins(fit, training_data=rows)

@@ -49,3 +49,10 @@ def test_kernel_is_finite_in_the_tails(link):
     got = margin_draws(X, np.zeros(len(X)), np.ones(len(X)), np.ones((1, 1)), link.code)
     assert np.isfinite(got[0])
     assert got[0] == pytest.approx(want, rel=1e-14, abs=0)
+
+
+@pytest.mark.parametrize("link", [links.LOGIT_LINK, links.LOG_LINK, links.PROBIT_LINK])
+def test_all_three_equal_the_three_functions(link):
+    eta = np.linspace(-30.0, 30.0, 101)
+    for got, want in zip(link.all_three(eta), (link.h(eta), link.dh(eta), link.d2h(eta)), strict=True):
+        np.testing.assert_array_equal(got, want)
