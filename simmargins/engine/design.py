@@ -296,7 +296,8 @@ class CounterfactualData:
             frame = self._frame(self._coded_data(), Setting())
             owner = getattr(self.design_fn, "__self__", None)
             fitted = getattr(owner, "fitted_design", lambda: None)()
-            if fitted is not None and not self.base_values and self.data is owner.data:
+            same_rows = owner is not None and self.data is getattr(owner, "data", None)
+            if fitted is not None and not self.base_values and same_rows:
                 X = fitted.view()  # the fit's exog is exactly these rows' design: no copy
                 X.flags.writeable = False  # (and nothing here may write into the fit)
             else:

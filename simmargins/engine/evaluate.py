@@ -89,6 +89,7 @@ def one_pass_groups(
     link: InverseLink,
     beta: np.ndarray,
     B: np.ndarray,
+    W: np.ndarray | None = None,
 ) -> list[OnePass | None]:
     """Per group, every setting's delta moments and (nonlinear links) margin draws from one
     base design (:func:`.one_pass.one_pass`), or None where that route does not apply (the
@@ -105,7 +106,7 @@ def one_pass_groups(
         if n_grp > 1:
             keep = w_g > 0
             rows, w = _group_rows(cf, keep), w_g[keep]
-        got = one_pass(rows, settings, w, link, beta, B)
+        got = one_pass(rows, settings, w, link, beta, B, W=W)
         if got is None:  # the same settings fail in every group
             return [None] * n_grp
         out.append(got)
@@ -138,7 +139,7 @@ def evaluate_linear(
     fast: list[OnePass | None] = [None] * n_grp
     rebuilt_elsewhere = sources is not None and any(x is not None for x in sources)
     if not at_mean and not rebuilt_elsewhere:
-        fast = one_pass_groups(cf, settings, group_weights, link, beta, B)
+        fast = one_pass_groups(cf, settings, group_weights, link, beta, B, W)
     for g, got in enumerate(fast):
         if got is None:
             continue
@@ -184,11 +185,17 @@ def evaluate_linear(
     draws = np.empty((s, n_q * n_grp))
     hess: list[np.ndarray | None] = []
     for r in range(n_q):
+        used = np.flatnonzero(W[r])  # (a setting only in combined quantities has no ∇ alone)
         for g in range(n_grp):
             i = r * n_grp + g
             estimate[i] = W[r] @ values[g]
-            grad[i] = W[r] @ grads[g]
-            if mu_draws is None:
+            got_g = fast[g]
+            done = got_g.quantities.get(r) if got_g is not None else None
+            grad[i] = done[0] if done is not None else W[r, used] @ grads[g][used]
+            if done is not None and mu_draws is not None:
+                draws[:, i] = mu_draws[g] @ W[r]
+                hess.append(done[1] @ factor)
+            elif mu_draws is None:
                 # identity: μ_s(β) = x̄_s·β + ō_s, so θ = gβ + Wō with no pass over rows per draw
                 draws[:, i] = B @ grad[i] + W[r] @ offsets_bar[g]
                 hess.append(None)

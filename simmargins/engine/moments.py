@@ -13,10 +13,10 @@ from .kernels import _ROW_TILE, _as_f64, _n_chunks  # sets OMP_WAIT_POLICY first
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract"}, error_model="numpy")
 def _gram_tile(
-    xt: np.ndarray, a_t: np.ndarray, b_t: np.ndarray, wb: np.ndarray, g: np.ndarray,
-    H: np.ndarray, bx: np.ndarray,
+    xt: np.ndarray, a_t: np.ndarray, b_t: np.ndarray, c_t: np.ndarray, wb: np.ndarray,
+    g: np.ndarray, H: np.ndarray, cx: np.ndarray,
 ) -> None:  # fmt: skip
-    """g += Σ_i a_i x_i, bx += Σ_i b_i x_i and H[p, q ≤ p] += Σ_i b_i x_ip x_iq over one
+    """g += Σ_i a_i x_i, cx += Σ_i c_i x_i and H[p, q ≤ p] += Σ_i b_i x_ip x_iq over one
     transposed tile.
 
     Each tile sum is a dot product over 128 rows that reassociation lets vectorise (its
@@ -31,9 +31,9 @@ def _gram_tile(
         for i in range(_ROW_TILE):
             wb[i] = b_t[i] * xp[i]
             t += a_t[i] * xp[i]
-            u += wb[i]
+            u += c_t[i] * xp[i]
         g[p] += t
-        bx[p] += u
+        cx[p] += u
         q = 0
         while q + 4 <= p + 1:
             x0, x1, x2, x3 = xt[q], xt[q + 1], xt[q + 2], xt[q + 3]
@@ -60,26 +60,27 @@ def _gram_tile(
 
 @numba.njit(cache=True, inline="always", error_model="numpy")
 def _load_cols(
-    X: np.ndarray, cols: np.ndarray, a: np.ndarray, b: np.ndarray, r0: int, r1: int,
-    xt: np.ndarray, a_t: np.ndarray, b_t: np.ndarray,
+    X: np.ndarray, cols: np.ndarray, r0: int, r1: int, xt: np.ndarray,
 ) -> None:  # fmt: skip
     """Copy the columns ``cols`` of rows r0:r1 into the transposed tile (zeros beyond r1)."""
     for i in range(_ROW_TILE):
         if r0 + i < r1:
             for j in range(cols.shape[0]):
                 xt[j, i] = X[r0 + i, cols[j]]
-            a_t[i] = a[r0 + i]
-            b_t[i] = b[r0 + i]
         else:
             for j in range(cols.shape[0]):
                 xt[j, i] = 0.0
-            a_t[i] = 0.0
-            b_t[i] = 0.0
+
+
+@numba.njit(cache=True, inline="always", error_model="numpy")
+def _load_vec(v: np.ndarray, r0: int, r1: int, out: np.ndarray) -> None:
+    for i in range(_ROW_TILE):
+        out[i] = v[r0 + i] if r0 + i < r1 else 0.0
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
 def _moments_numba(
-    X: np.ndarray, a: np.ndarray, b: np.ndarray, n_chunks: int, cols: np.ndarray
+    X: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, n_chunks: int, cols: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = X.shape[0]
     k = cols.shape[0]
@@ -87,29 +88,33 @@ def _moments_numba(
     g_acc = np.zeros((n_chunks, k))
     q_acc = np.zeros((n_chunks, k))
     h_acc = np.zeros((n_chunks, k, k))
-    for c in numba.prange(n_chunks):
+    for ch in numba.prange(n_chunks):
         xt = np.empty((k, _ROW_TILE))
         a_t = np.empty(_ROW_TILE)
         b_t = np.empty(_ROW_TILE)
+        c_t = np.empty(_ROW_TILE)
         wb = np.empty(_ROW_TILE)
-        for tile in range(c * n_tiles // n_chunks, (c + 1) * n_tiles // n_chunks):
+        for tile in range(ch * n_tiles // n_chunks, (ch + 1) * n_tiles // n_chunks):
             r0 = tile * _ROW_TILE
             r1 = min(n, r0 + _ROW_TILE)
-            _load_cols(X, cols, a, b, r0, r1, xt, a_t, b_t)
-            _gram_tile(xt, a_t, b_t, wb, g_acc[c], h_acc[c], q_acc[c])
+            _load_cols(X, cols, r0, r1, xt)
+            _load_vec(a, r0, r1, a_t)
+            _load_vec(b, r0, r1, b_t)
+            _load_vec(c, r0, r1, c_t)
+            _gram_tile(xt, a_t, b_t, c_t, wb, g_acc[ch], h_acc[ch], q_acc[ch])
     g = np.zeros(k)
-    bx = np.zeros(k)
+    cx = np.zeros(k)
     H = np.zeros((k, k))
-    for c in range(n_chunks):  # chunks combined in order: the result ignores the threads
+    for ch in range(n_chunks):  # chunks combined in order: the result ignores the threads
         for p in range(k):
-            g[p] += g_acc[c, p]
-            bx[p] += q_acc[c, p]
+            g[p] += g_acc[ch, p]
+            cx[p] += q_acc[ch, p]
             for q in range(p + 1):
-                H[p, q] += h_acc[c, p, q]
+                H[p, q] += h_acc[ch, p, q]
     for p in range(k):
         for r in range(p):
             H[r, p] = H[p, r]
-    return g, H, bx
+    return g, H, cx
 
 
 @numba.njit(cache=True, parallel=True, fastmath={"contract"}, error_model="numpy")
@@ -150,18 +155,19 @@ def weighted_moments(X: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.nd
     if X.ndim != 2 or a.shape != (X.shape[0],) or b.shape != (X.shape[0],):
         raise ValueError(f"X must be (rows, columns) with a and b one per row; got {X.shape}")
     cols = np.arange(X.shape[1], dtype=np.int64)
-    g, H, _ = _moments_numba(X, a, b, _n_chunks(X.shape[0]), cols)
+    g, H, _ = _moments_numba(X, a, b, b, _n_chunks(X.shape[0]), cols)
     return np.asarray(g), np.asarray(H)
 
 
-def weighted_moments_bx(
-    X: np.ndarray, a: np.ndarray, b: np.ndarray, cols: np.ndarray
+def weighted_moments_cols(
+    X: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, cols: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(Σᵢ aᵢxᵢ, Σᵢ bᵢxᵢxᵢᵀ, Σᵢ bᵢxᵢ) over the columns ``cols`` of X only (xᵢ = X[i, cols]),
-    in the same one pass as :func:`weighted_moments`: the cost is len(cols)² per row."""
-    X, a, b = _as_f64(X), _as_f64(a), _as_f64(b)
-    if X.ndim != 2 or a.shape != (X.shape[0],) or b.shape != (X.shape[0],):
-        raise ValueError(f"X must be (rows, columns) with a and b one per row; got {X.shape}")
+    """(Σᵢ aᵢxᵢ, Σᵢ bᵢxᵢxᵢᵀ, Σᵢ cᵢxᵢ) over the columns ``cols`` of X only (xᵢ = X[i, cols]),
+    in one pass as :func:`weighted_moments`: the cost is len(cols)² per row."""
+    X, a, b, c = _as_f64(X), _as_f64(a), _as_f64(b), _as_f64(c)
+    n = X.shape[0]
+    if X.ndim != 2 or a.shape != (n,) or b.shape != (n,) or c.shape != (n,):
+        raise ValueError(f"X must be (rows, columns) with a, b, c one per row; got {X.shape}")
     cols = np.asarray(cols, dtype=np.int64)
-    g, H, q = _moments_numba(X, a, b, _n_chunks(X.shape[0]), cols)
-    return np.asarray(g), np.asarray(H), np.asarray(q)
+    g, H, cx = _moments_numba(X, a, b, c, _n_chunks(n), cols)
+    return np.asarray(g), np.asarray(H), np.asarray(cx)

@@ -16,7 +16,9 @@ K is built per setting:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +38,8 @@ class OnePass:
     draws: np.ndarray | None
     moments: list[Moments] | None
     offsets_bar: np.ndarray
+    # quantity → (∇, H) of θ_r = Σₛ W_rs μₛ where one pass gave them (see one_pass)
+    quantities: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 def _eligible(cf: CounterfactualData, settings: list[Setting]) -> bool:
@@ -81,20 +85,20 @@ class _BaseRows:
 
 
 def _gram(
-    X: np.ndarray, a: np.ndarray, b: np.ndarray, cols: np.ndarray
+    X: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray, cols: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(Σ aᵢxᵢ, Σ bᵢxᵢxᵢᵀ, Σ bᵢxᵢ) with xᵢ = X[i, cols]: on numba's pool for many rows (no
-    BLAS thread fight, Σ bᵢxᵢ from the same pass), else numpy.
+    """(Σ aᵢxᵢ, Σ bᵢxᵢxᵢᵀ, Σ cᵢxᵢ) with xᵢ = X[i, cols]: on numba's pool for many rows (no
+    BLAS thread fight), else numpy.
 
     (Measured against BLAS in blocks of rows with one thread, as a request runs: 34–66 ms
     against 89 ms for N = 10⁶, K = 30; a 4 × 4 register-blocked tile was no faster.)
     """
     if X.shape[0] >= _NUMBA_ROWS:
-        from .moments import weighted_moments_bx
+        from .moments import weighted_moments_cols
 
-        return weighted_moments_bx(X, a, b, cols)
+        return weighted_moments_cols(X, a, b, c, cols)
     Xc = X[:, cols]
-    return a @ Xc, (Xc * b[:, None]).T @ Xc, b @ Xc
+    return a @ Xc, (Xc * b[:, None]).T @ Xc, c @ Xc
 
 
 # column sets whose Xβ̂ without them is kept (each a vector of N)
@@ -112,6 +116,85 @@ def _transform(k: int, kept: np.ndarray, u: ScenarioUpdate) -> np.ndarray:
     return T
 
 
+def _weighted_derivatives(
+    base: _BaseRows, u: ScenarioUpdate, off: np.ndarray, link: InverseLink
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """μ = Σ wₙh(η) and the per-row aᵢ = wₙh′(ηᵢ), bᵢ = wₙh″(ηᵢ) at the setting's η."""
+    h, dh, d2h = link.all_three(_eta(base, u, off))
+    return float(base.wn @ h), base.wn * dh, base.wn * d2h
+
+
+def _eta(base: _BaseRows, u: ScenarioUpdate, off: np.ndarray) -> np.ndarray:
+    """The setting's η = x′β̂ + o from the base Xβ̂ and the changed columns."""
+    X, beta = base.X, base.beta
+    eta = base.xb_without(u.const_cols) + (off + float(u.const_vals @ beta[u.const_cols]))
+    for c, step in zip(u.shift_cols, u.shift_vals, strict=True):
+        eta += step * beta[c]
+    for m, c in enumerate(u.vary_cols):
+        eta += (u.vary_vals[:, m] - X[:, c]) * beta[c]
+    return eta
+
+
+def _one_row(k: int, u: ScenarioUpdate) -> np.ndarray:
+    """t: the part of x′ that does not come from the base row (constants and steps)."""
+    t = np.zeros(k)
+    t[u.const_cols] = u.const_vals
+    t[u.shift_cols] += u.shift_vals
+    return t
+
+
+def _kept(k: int, u: ScenarioUpdate) -> np.ndarray:
+    return np.setdiff1d(np.arange(k), np.concatenate([u.const_cols, u.vary_cols]))
+
+
+def combined_moments(
+    base: _BaseRows,
+    updates: list[ScenarioUpdate],
+    weights: np.ndarray,
+    derivatives: Callable[[int], tuple[float, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """∇ and H of θ = Σₛ Wₛμₛ over settings that keep the same base columns, have no
+    row-varying columns and whose one-rows tₛ share at most one non-zero column m, in one
+    weighted pass: Σₛ Wₛ Tₛᵀ G(bₛ) Tₛ = Kᵀ H(b̃) K + Kᵀ Xᵀc e_mᵀ + e_m cᵀX K + Σₛ Wₛ Σbₛ tₛtₛᵀ
+    with b̃ = Σ Wₛbₛ and c = Σ Wₛ tₛ[m] bₛ (G is linear in b): an AME's two steps, or a
+    factor level against the reference, cost one pass instead of two. ``derivatives(s)``
+    gives setting s's (μ, a, b) (see :func:`_weighted_derivatives`)."""
+    k = base.X.shape[1]
+    kept = _kept(k, updates[0])
+    ts = [_one_row(k, u) for u in updates]
+    support = sorted({int(i) for t in ts for i in np.flatnonzero(t)})
+    a_sum, b_sum, c_sum = np.zeros(base.n), np.zeros(base.n), np.zeros(base.n)
+    grad = np.zeros(k)
+    hess = np.zeros((k, k))
+    for pos, (t, w) in enumerate(zip(ts, weights, strict=True)):
+        _, a, b = derivatives(pos)
+        a_sum += w * a
+        b_sum += w * b
+        if support:
+            c_sum += (w * t[support[0]]) * b
+        grad += (w * a.sum()) * t
+        hess += (w * b.sum()) * np.outer(t, t)
+    g0, H0, cx = _gram(base.X, a_sum, b_sum, c_sum, kept)
+    grad[kept] += g0
+    hess[np.ix_(kept, kept)] += H0
+    if support:
+        hess[kept, support[0]] += cx
+        hess[support[0], kept] += cx
+    return grad, 0.5 * (hess + hess.T)
+
+
+def combinable(updates: list[ScenarioUpdate]) -> bool:
+    """Whether :func:`combined_moments` applies to these settings."""
+    if len(updates) < 2 or any(u.vary_cols.size for u in updates):
+        return False
+    key = sorted(int(c) for c in updates[0].const_cols)
+    if any(sorted(int(c) for c in u.const_cols) != key for u in updates):
+        return False
+    k = int(max([0, *key, *(int(c) for u in updates for c in u.shift_cols)])) + 1
+    support = {int(i) for u in updates for i in np.flatnonzero(_one_row(k, u))}
+    return len(support) <= 1
+
+
 def update_moments(
     base: _BaseRows, u: ScenarioUpdate, link: InverseLink
 ) -> tuple[Moments, float]:
@@ -124,22 +207,15 @@ def update_moments(
     off = np.zeros(base.n) if u.offset is None else np.asarray(u.offset, dtype=np.float64)
     off_bar = float(wn @ off)
     V = u.vary_vals
-    kept = np.setdiff1d(np.arange(k), np.concatenate([u.const_cols, u.vary_cols]))
+    kept = _kept(k, u)
     T = _transform(k, kept, u)
     if link.is_identity:
         e_bar = np.concatenate([base.xbar[kept], wn @ V, [1.0]])
         xbar = T.T @ e_bar
         return Moments(float(xbar @ beta) + off_bar, xbar, None), off_bar
-    eta = base.xb_without(u.const_cols) + (off + float(u.const_vals @ beta[u.const_cols]))
-    for c, step in zip(u.shift_cols, u.shift_vals, strict=True):
-        eta += step * beta[c]
-    for m, c in enumerate(u.vary_cols):
-        eta += (V[:, m] - X[:, c]) * beta[c]
-    h, dh, d2h = link.all_three(eta)
-    a, b = wn * dh, wn * d2h
-    value = float(wn @ h)
+    value, a, b = _weighted_derivatives(base, u, off, link)
     # Σ aᵢxᵢ and Σ bᵢxᵢxᵢᵀ over the kept base columns: the one pass of cost K² per row
-    g0, H0, q = _gram(X, a, b, kept)
+    g0, H0, q = _gram(X, a, b, b, kept)
     nk, nv = kept.size, V.shape[1]
     G = np.empty((nk + nv + 1, nk + nv + 1))
     G[:nk, :nk] = H0
@@ -164,6 +240,7 @@ def one_pass(
     beta: np.ndarray | None,
     B: np.ndarray | None,
     max_bytes: int = _UPDATE_BYTES,
+    W: np.ndarray | None = None,
 ) -> OnePass | None:
     """Draws (when ``B`` is given and the link is nonlinear) and delta moments (when
     ``beta`` is given) of every setting over the rows of ``cf`` with ``weights``, from its
@@ -171,16 +248,18 @@ def one_pass(
     array fit, an offset or exposure setting, a clipped step): the caller then builds
     each setting's design.
 
-    Settings go in batches whose row-varying columns hold at most ``max_bytes``; each
-    batch is one pass of the draws kernel.
+    With ``W`` (quantities × settings), a quantity whose settings :func:`combinable`
+    accepts gets its ∇ and H from :func:`combined_moments` (in ``OnePass.quantities``),
+    and a setting used only by such quantities gets no moments of its own (its
+    ``Moments.grad`` is NaN, its ``hess`` None). Settings go in batches whose row-varying
+    columns hold at most ``max_bytes``; each batch is one pass of the draws kernel.
     """
     if not _eligible(cf, settings):
         return None
     X0, off0 = cf.base_design()
-    n = X0.shape[0]
+    n, k = X0.shape
     want_draws = B is not None and B.shape[0] > 0 and not link.is_identity
     draws = np.empty((len(settings), B.shape[0])) if want_draws and B is not None else None
-    moments: list[Moments] | None = [] if beta is not None else None
     offsets_bar = np.empty(len(settings))
     base = _BaseRows(cf, weights, beta) if beta is not None else None
     base_off = np.zeros(n) if off0 is None else np.asarray(off0, dtype=np.float64)
@@ -197,14 +276,16 @@ def one_pass(
 
     held = 0
     wn = weights / weights.sum()
+    moments: list[Moments | None] = [None] * len(settings)
+    small: dict[int, ScenarioUpdate] = {}  # settings without row-varying columns
     for j, setting in enumerate(settings):
         u = cf.scenario_update(setting)
         assert u is not None  # _eligible: the spec is read by term
-        if base is not None and moments is not None:
-            mom, offsets_bar[j] = update_moments(base, u, link)
-            moments.append(mom)
-        else:
-            offsets_bar[j] = float(wn @ u.offset) if u.offset is not None else 0.0
+        offsets_bar[j] = float(wn @ u.offset) if u.offset is not None else 0.0
+        if base is not None and u.vary_cols.size:
+            moments[j], _ = update_moments(base, u, link)  # now: its values are not kept
+        elif base is not None:
+            small[j] = u
         if draws is None:
             continue
         if batch and held + u.vary_vals.nbytes > max_bytes:
@@ -213,7 +294,53 @@ def one_pass(
         batch.append((j, u))
         held += u.vary_vals.nbytes
     flush()
-    return OnePass(draws, moments, offsets_bar)
+    quantities: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    if base is None:
+        return OnePass(draws, None, offsets_bar, quantities)
+    combined: set[int] = set()
+    if W is not None and not link.is_identity:
+        for r in range(W.shape[0]):
+            used = [int(j) for j in np.flatnonzero(W[r])]
+            if all(j in small for j in used) and combinable([small[j] for j in used]):
+                combined.add(r)
+    alone = set(range(len(settings)))
+    if W is not None:
+        alone = {
+            int(j) for r in range(W.shape[0]) if r not in combined for j in np.flatnonzero(W[r])
+        }
+        alone |= {j for j in range(len(settings)) if not np.any(W[:, j])}
+    for j, u in small.items():
+        if j in alone:
+            moments[j], _ = update_moments(base, u, link)
+    # settings only in combined quantities: μ, a, b once each (kept while several use them)
+    uses = Counter(int(j) for r in combined for j in np.flatnonzero(W[r]))  # type: ignore[index]
+    kept: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}
+
+    def derivatives(j: int) -> tuple[float, np.ndarray, np.ndarray]:
+        if j in kept:
+            return kept[j]
+        u = small[j]
+        off = np.zeros(n) if u.offset is None else np.asarray(u.offset, dtype=np.float64)
+        got = _weighted_derivatives(base, u, off, link)  # type: ignore[arg-type]
+        if j not in alone:
+            moments[j] = Moments(got[0], np.full(k, np.nan), None)
+        if uses[j] > 1:
+            kept[j] = got
+        return got
+
+    for r in sorted(combined):
+        assert W is not None
+        used = [int(j) for j in np.flatnonzero(W[r])]
+
+        def of_used(pos: int, on: list[int] = used) -> tuple[float, np.ndarray, np.ndarray]:
+            return derivatives(on[pos])
+
+        quantities[r] = combined_moments(base, [small[j] for j in used], W[r, used], of_used)
+        for j in used:
+            uses[j] -= 1
+            if uses[j] == 0:
+                kept.pop(j, None)
+    return OnePass(draws, [m for m in moments if m is not None], offsets_bar, quantities)
 
 
 def scenario_margin_draws(

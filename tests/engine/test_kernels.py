@@ -263,9 +263,13 @@ def test_scenario_draws_of_constant_and_shifted_columns(link):
         _Change(none, no_vals, np.array([1]), np.array([1e-3]), none, np.zeros((n, 0))),
         _Change(none, no_vals, np.array([1]), np.array([-1e-3]), none, np.zeros((n, 0))),
         _Change(
-            np.array([5]), np.array([1.0]), np.array([2]), np.array([0.25]),
-            np.array([3]), rng.normal(size=(n, 1)),
-        ),  # fmt: skip
+            np.array([5]),
+            np.array([1.0]),
+            np.array([2]),
+            np.array([0.25]),
+            np.array([3]),
+            rng.normal(size=(n, 1)),
+        ),
     ]
     got = scenario_draws(X, off, w, B, changes, link.code, link.power)
     for j, ch in enumerate(changes):

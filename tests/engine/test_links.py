@@ -54,5 +54,6 @@ def test_kernel_is_finite_in_the_tails(link):
 @pytest.mark.parametrize("link", [links.LOGIT_LINK, links.LOG_LINK, links.PROBIT_LINK])
 def test_all_three_equal_the_three_functions(link):
     eta = np.linspace(-30.0, 30.0, 101)
-    for got, want in zip(link.all_three(eta), (link.h(eta), link.dh(eta), link.d2h(eta)), strict=True):
+    three = (link.h(eta), link.dh(eta), link.d2h(eta))
+    for got, want in zip(link.all_three(eta), three, strict=True):
         np.testing.assert_array_equal(got, want)
