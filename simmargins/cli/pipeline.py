@@ -198,9 +198,12 @@ def make_session(fit: Any, inference: InferenceSpec, progress: bool | None) -> M
             interval=inference.interval,
             progress=progress,
             df=inference.df,
+            bootstrap=inference.bootstrap,
+            random_effects=inference.random_effects,
         )
     except SimMarginsError as exc:
-        keys = {k: k for k in ("at", "df", "weights", "cluster", "scale")}
+        keys = {k: k for k in ("at", "df", "weights", "cluster", "scale", "interval",
+                               "bootstrap", "random_effects")}  # fmt: skip
         raise _placed(exc, "inference", keys) from None
 
 

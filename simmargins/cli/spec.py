@@ -31,6 +31,8 @@ COMPARISONS = ("difference", "ratio", "lnratio", "lnor", "lift")
 AT_KINDS = ("overall", "mean", "median", "balanced")
 AT_SUMMARIES = ("mean", "median", "mode")  # in an ``at`` table: that summary of the column
 DF_METHODS = ("asymptotic", "satterthwaite", "kenward-roger")
+BOOTSTRAP_KINDS = ("cluster", "parametric")
+RANDOM_EFFECTS_KINDS = ("zero", "blup", "new")
 SLOPES = ("dydx", "eyex", "eydx", "dyex")
 METHODS = ("simulation", "delta", "bootstrap")
 SCALES = ("linear", "response")
@@ -118,6 +120,8 @@ class InferenceSpec:
     interval: str = "percentile"
     n_jobs: int | None = None
     df: str = "asymptotic"
+    bootstrap: str = "cluster"  # or "parametric" (mixedlm, method = "bootstrap")
+    random_effects: str = "zero"  # mixedlm: "zero", "blup" or "new"
 
 
 @dataclass(frozen=True)

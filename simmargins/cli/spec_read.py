@@ -17,12 +17,14 @@ from ..results.criteria import INTERVALS
 from .spec import (
     AT_KINDS,
     AT_SUMMARIES,
+    BOOTSTRAP_KINDS,
     COV_TYPES,
     DF_METHODS,
     FAMILIES,
     LINKS,
     METHODS,
     MODEL_KINDS,
+    RANDOM_EFFECTS_KINDS,
     SCALES,
     AnalysisSpec,
     DataSpec,
@@ -79,7 +81,8 @@ _TOP_KEYS = ("name", "data", "model", "inference", "quantity", "analysis", "outp
 _ANALYSIS_KEYS = ("name", "data", "model", "inference", "quantity")
 _DATA_KEYS = ("path", "format", "categorical")
 _INFERENCE_KEYS = tuple(
-    "method n_sims n_boot level seed scale at weights cluster interval n_jobs df".split()
+    "method n_sims n_boot level seed scale at weights cluster interval n_jobs df bootstrap "
+    "random_effects".split()
 )
 _OUTPUT_KEYS = ("plots", "dpi")
 
@@ -259,7 +262,19 @@ def _inference(t: Table, model: ModelSpec) -> InferenceSpec:
             why = "needs a REML fit (model.fit.reml = true); use 'satterthwaite' for ML"
         if why:
             raise SpecError(t.path("df"), f"{df!r} {why}; leave df out (or 'asymptotic')")
+    bootstrap = t.get("bootstrap", choice(BOOTSTRAP_KINDS), d.bootstrap)
+    if bootstrap == "parametric" and (model.kind != "mixedlm" or method != "bootstrap"):
+        raise SpecError(
+            t.path("bootstrap"),
+            "'parametric' simulates responses from a linear mixed model: it needs model kind "
+            "'mixedlm' and method = 'bootstrap'",
+        )
+    effects = t.get("random_effects", choice(RANDOM_EFFECTS_KINDS), d.random_effects)
+    if effects != "zero" and model.kind != "mixedlm":
+        raise SpecError(t.path("random_effects"), f"{effects!r} is for model kind 'mixedlm'")
     return InferenceSpec(
+        bootstrap=bootstrap,
+        random_effects=effects,
         df=df,
         method=method,
         n_sims=t.get("n_sims", integer(2), d.n_sims),

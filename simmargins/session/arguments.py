@@ -13,6 +13,7 @@ import pandas as pd
 from .._errors import MarginsTypeError, MarginsValueError
 from .._validate import check_choice, check_count, check_variable
 from ..adapters import ModelAdapter, StatsmodelsBLUPAdapter, adapter_for
+from ..adapters.new_cluster import StatsmodelsNewClusterAdapter
 from ..engine.design import CounterfactualData
 from ..engine.scenarios import format_value, scenario_label
 from .checks import fit_weight_kinds
@@ -23,14 +24,11 @@ RANDOM_EFFECTS = ("zero", "blup", "new")
 _RANDOM_EFFECTS_REFUSED = {
     "model": "random_effects: {name!r} is for linear mixed models (MixedLM); this is a "
     "{model}, which has no random effects, so use 'zero'",
-    "new": "random_effects: 'new' (a new cluster, integrating the random effects over their "
-    "distribution) is not implemented yet; use 'zero' (the population average, whose "
-    "estimate it would share for a linear mixed model) or 'blup'",
-    "bootstrap": "random_effects: 'blup' takes its uncertainty from the mixed-model "
-    "equations (delta or simulation); a bootstrap refit's random effects belong to "
+    "bootstrap": "random_effects: {name!r} takes its uncertainty from the fitted variance "
+    "parameters (delta or simulation); a bootstrap refit's random effects belong to "
     "resampled clusters, so use method='simulation' or 'delta'",
     "df": "random_effects: small-sample df={df!r} are for fixed-effect quantities; with "
-    "'blup' use df='asymptotic'",
+    "{name!r} use df='asymptotic'",
     "median": "random_effects: at='median' would set the group to its modal cluster for "
     "every row; with 'blup' fix the variables you mean with an at= dict instead",
 }
@@ -111,12 +109,8 @@ def check_varies(adapter: ModelAdapter, cf: CounterfactualData, name: str) -> No
     """A variable with one value in every row carries no information about its effect."""
     col = adapter.data[name]
     var = cf.variables[name]
-    if var.categorical:
-        varies = len(var.levels or ()) >= 2
-    else:  # (nunique would hash a million rows to learn whether two values differ)
-        seen = col.dropna().to_numpy()
-        varies = seen.size > 0 and bool(np.any(seen != seen[0]))
-    if not varies:
+    n_values = len(var.levels or ()) if var.categorical else col.nunique(dropna=True)
+    if n_values < 2:
         raise MarginsValueError(
             f"dydx: {name!r} takes a single value ({format_value(col.iloc[0])}) in every row "
             "the fit used, so the data carry no information about its effect"
@@ -286,26 +280,33 @@ def check_random_effects(
 
     ``"zero"`` (random effects at zero: for a linear mixed model the population average)
     keeps the adapter; ``"blup"`` wraps a MixedLM adapter so that each row's prediction
-    includes its cluster's predicted random effects (:class:`StatsmodelsBLUPAdapter`).
+    includes its cluster's predicted random effects (:class:`StatsmodelsBLUPAdapter`);
+    ``"new"`` wraps it so that the rows belong to one new cluster whose random effects are
+    drawn from their fitted distribution (:class:`StatsmodelsNewClusterAdapter`).
     """
     name = check_choice("random_effects", kind, RANDOM_EFFECTS)
-    given = isinstance(adapter, StatsmodelsBLUPAdapter)
-    if given and name != "blup":
+    wrappers: dict[type, str] = {
+        StatsmodelsBLUPAdapter: "blup", StatsmodelsNewClusterAdapter: "new"}  # fmt: skip
+    given = wrappers.get(type(adapter))
+    if given is not None and name != given:
         raise MarginsValueError(
-            "random_effects: the adapter given includes the random effects (BLUPs); "
-            "pass random_effects='blup' with it, or give the MixedLM adapter itself"
+            f"random_effects: the adapter given includes the random effects ({given!r}); "
+            f"pass random_effects={given!r} with it, or give the MixedLM adapter itself"
         )
     if name == "zero":
         return name, adapter
     refusals = {
         "model": adapter.model_class != "MixedLM",
-        "new": name == "new",
         "bootstrap": method == "bootstrap",
         "df": df != "asymptotic",
-        "median": isinstance(at, str) and at == "median",
+        "median": name == "blup" and isinstance(at, str) and at == "median",
     }
     reason = next((k for k, hit in refusals.items() if hit), None)
     if reason is not None:
         raise MarginsValueError(_RANDOM_EFFECTS_REFUSED[reason].format(
             name=name, model=adapter.model_class, df=df))  # fmt: skip
-    return name, adapter if given else StatsmodelsBLUPAdapter(adapter)
+    if given is not None:
+        return name, adapter
+    if name == "new":
+        return name, StatsmodelsNewClusterAdapter(adapter)
+    return name, StatsmodelsBLUPAdapter(adapter)

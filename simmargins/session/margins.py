@@ -48,7 +48,7 @@ from .arguments import (
     check_weights,
 )
 from .checks import warn_if_not_converged
-from .coefficients import BootstrapSettings, bootstrap_coefficients
+from .coefficients import BootstrapSettings, bootstrap_coefficients, check_bootstrap
 from .comparisons import check_dydx_atexog, check_factor_comparison, evaluate
 from .elasticities import elasticities
 from .population import Population, balanced_grid, population_from_frame
@@ -107,8 +107,9 @@ class Margins:
     cluster : str, optional
         Column whose clusters an OLS/GLM/discrete bootstrap resamples (MixedLM resamples
         its own groups).
-    interval : {"percentile", "normal", "basic"}
-        Interval kind of the draws' intervals.
+    interval : {"percentile", "normal", "basic", "studentized"}
+        Interval kind of the draws' intervals (``"studentized"``, the bootstrap-t: with
+        ``bootstrap="parametric"`` only).
     progress : bool, optional
         Show a progress bar during bootstrap refits (default: only on a terminal).
     warm_start : bool
@@ -121,6 +122,10 @@ class Margins:
         models with statsmodels; ``"fast"`` insists (the refits raise, naming the reason,
         when the model does not qualify); ``"statsmodels"`` always refits with statsmodels.
         The route taken is recorded in the result's ``refit_route*`` attributes.
+    bootstrap : {"cluster", "parametric"}
+        What a bootstrap replicate is: clusters (or rows) resampled with replacement, or
+        (``"parametric"``, Gaussian MixedLM only) responses simulated from the fitted model,
+        y* = Xβ̂ + Zu* + e*, as lme4's ``bootMer`` does; warns when Ψ̂ is singular.
     df : {"asymptotic", "satterthwaite", "kenward-roger"}
         Degrees of freedom of a linear mixed model's margins, AMEs and contrasts:
         normal theory (default), Satterthwaite (REML or ML fits, as lmerTest) or
@@ -133,7 +138,10 @@ class Margins:
     random_effects : {"zero", "blup", "new"}
         A MixedLM's random effects at zero (the population average; default) or at each
         row's cluster's BLUPs (``"blup"``, covariance from the mixed-model equations; ``by=``
-        the group column: one result per cluster). ``"new"`` is not implemented yet.
+        the group column: one result per cluster). ``"new"``: a new cluster, whose random
+        effects are drawn from N(0, Ψ̂): the estimates are the population average, and SEs
+        and intervals add z̄Ψ̂z̄ᵀ (a prediction interval for the new cluster's mean; the
+        residual σ̂² is in the result's ``residual_variance`` attribute).
 
     Examples
     --------
@@ -171,6 +179,7 @@ class Margins:
         training_data: pd.DataFrame | None = None,
         df: str = "asymptotic",
         random_effects: str = "zero",
+        bootstrap: str = "cluster",
     ) -> None:
         self.scale = check_choice("scale", scale, SCALES)
         self.method = check_choice("method", method, METHODS)
@@ -189,6 +198,7 @@ class Margins:
         self.adapter: ModelAdapter = check_adapter(fit, adapter, training_data)
         self.random_effects, self.adapter = check_random_effects(
             self.adapter, random_effects, self.method, df, at)  # fmt: skip
+        self.bootstrap = check_bootstrap(self.adapter, bootstrap, self.method, self.interval)
         check_finite_fit(self.adapter)
         warn_if_not_converged(self.adapter)
         self._cf = CounterfactualData(
@@ -250,6 +260,7 @@ class Margins:
                 self.boot_max_fail,
                 self.refit,
                 self.cluster,
+                self.bootstrap,
             ),
         )
         return draws

@@ -183,7 +183,6 @@ def test_newdata_rows_pick_their_cluster() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"random_effects": "new"}, "not implemented yet"),
         ({"random_effects": "blop"}, "random_effects"),
         ({"random_effects": "blup", "method": "bootstrap"}, "bootstrap"),
         ({"random_effects": "blup", "df": "satterthwaite"}, "asymptotic"),

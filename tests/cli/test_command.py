@@ -642,6 +642,23 @@ MORE_BAD_SPECS = [
      ["quantity[0].newdata.weight: unknown key; did you mean 'weights'?"]),
     ("weights beside newdata", ("t = [0, 1] }", 't = [0, 1] }\nweights = "e"'),
      ["quantity[1].weights: the weights of a newdata population go in its table"]),
+    # the keys of issue 14: bootstrap kind and random effects
+    ("bootstrap misspelt", [MIXEDLM, ("n_sims = 50", 'n_sims = 50\nbootstrap = "parametrc"')],
+     ["inference.bootstrap: got 'parametrc'", "did you mean 'parametric'?"]),
+    ("parametric bootstrap of an ols",
+     ("n_sims = 50", 'n_sims = 50\nmethod = "bootstrap"\nbootstrap = "parametric"'),
+     ["inference.bootstrap: 'parametric' simulates responses from a linear mixed model"]),
+    ("parametric without the bootstrap",
+     [MIXEDLM, ("n_sims = 50", 'n_sims = 50\nbootstrap = "parametric"')],
+     ["inference.bootstrap: 'parametric'", "method = 'bootstrap'"]),
+    ("studentized interval of a cluster bootstrap",
+     [MIXEDLM, ("n_sims = 50", 'n_sims = 50\nmethod = "bootstrap"\ninterval = "studentized"')],
+     ["inference.interval: 'studentized' needs each replicate's standard error"]),
+    ("random effects of an ols", ("n_sims = 50", 'n_sims = 50\nrandom_effects = "new"'),
+     ["inference.random_effects: 'new' is for model kind 'mixedlm'"]),
+    ("new cluster with the bootstrap",
+     [MIXEDLM, ("n_sims = 50", 'n_sims = 50\nmethod = "bootstrap"\nrandom_effects = "new"')],
+     ["inference.random_effects: 'new' takes its uncertainty from the fitted variance"]),
 ]  # fmt: skip
 
 

@@ -285,3 +285,50 @@ newdata = "population.csv"
     same_as(margins(out, "census_rr"), m.dydx("g", comparison="ratio", newdata=pop))
     report = (out / "census" / "report.md").read_text(encoding="utf-8")
     assert "population.csv" in report and "people" in report
+
+
+# -- [inference] bootstrap and random_effects ------------------------------------------------
+SLEEP = """
+[data]
+path = "data.csv"
+categorical = ["Subject"]
+
+[model]
+kind = "mixedlm"
+formula = "Reaction ~ Days"
+groups = "Subject"
+re_formula = "~Days"
+
+[inference]
+{inference}
+
+[[quantity]]
+name = "slope"
+kind = "dydx"
+variables = "Days"
+"""
+
+
+def _sleep_fit():
+    df = sleepstudy_data()
+    df["Subject"] = df["Subject"].astype(str)
+    return smf.mixedlm("Reaction ~ Days", df, groups="Subject", re_formula="~Days").fit()
+
+
+def test_parametric_bootstrap_key(tmp_path):
+    keys = 'method = "bootstrap"\nbootstrap = "parametric"\nn_boot = 20\ninterval = "studentized"'
+    csv = margins(run(tmp_path, SLEEP.format(inference=keys), sleepstudy_data()), "slope")
+    m = Margins(_sleep_fit(), seed=0, method="bootstrap", bootstrap="parametric", n_boot=20,
+                interval="studentized")  # fmt: skip
+    same_as(csv, m.dydx("Days"))
+    assert abs(csv.loc["Days", "estimate"] - 10.467) < 5e-4  # lme4's fixed effect
+
+
+def test_random_effects_new_key(tmp_path):
+    keys = f'n_sims = {N_SIMS}\nrandom_effects = "new"'
+    csv = margins(run(tmp_path, SLEEP.format(inference=keys), sleepstudy_data()), "slope")
+    fit = _sleep_fit()
+    same_as(csv, Margins(fit, seed=0, n_sims=N_SIMS, random_effects="new").dydx("Days"))
+    # closed form: the slope of a new subject, SE² = Var(β̂_Days) + Ψ̂_Days,Days
+    want = np.sqrt(fit.cov_params().loc["Days", "Days"] + fit.cov_re.loc["Days", "Days"])
+    assert csv.loc["Days", "delta_std_err"] == pytest.approx(want, rel=1e-8)

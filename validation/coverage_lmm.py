@@ -1,0 +1,178 @@
+"""Coverage of the mixed-model routes of issue 14 on the random-intercept designs.
+
+The designs (classroom covariates, 10 or 40 clusters × 10, σ_u = 1, σ = 5) and estimands are
+those of :mod:`validation.coverage`. Per replication the model is refitted once and every
+route's 95% interval is checked:
+
+- ``delta``, ``satterthwaite``, ``kenward-roger``: Wald intervals, normal or t with the
+  small-sample df (Kenward–Roger also with its adjusted covariance);
+- ``parametric percentile`` and ``parametric studentized``: one parametric bootstrap
+  (responses simulated from the fit, exact sufficient-statistics refits), two interval kinds;
+- ``cluster percentile``: the cluster (case) bootstrap, for comparison in the same
+  replications;
+- ``new cluster``: the prediction interval of ``random_effects="new"`` for the margins,
+  against the mean of a new cluster drawn from the true model (truth + u_new, u_new ~ N(0,
+  σ_u²) drawn afresh in each replication).
+
+Coverage is reported with its binomial Monte-Carlo SE √(p(1−p)/R). Run
+``python -m validation.coverage_lmm --reps 1000 --boot-reps 300``; ``--table CSV`` prints the
+table of an existing run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from simmargins import DeltaMethodWarning, Margins, MarginsResult
+from validation.coverage import designs
+
+SIGMA_U = 1.0  # the designs' random-intercept SD (validation.coverage._lmm_outcome)
+DF_ROUTES = ("delta", "satterthwaite", "kenward-roger")
+BOOT_ROUTES = ("parametric percentile", "parametric studentized", "cluster percentile")
+ROUTES = (*DF_ROUTES, *BOOT_ROUTES, "new cluster")
+
+
+def _ask(m: Margins, quantities: list[Any]) -> list[MarginsResult]:
+    cache: dict[int, MarginsResult] = {}
+    out = []
+    for q in quantities:
+        if id(q.ask) not in cache:
+            cache[id(q.ask)] = q.ask(m)
+        out.append(cache[id(q.ask)])
+    return out
+
+
+def _intervals(
+    fit: Any, d: Any, rep: int, boot: bool, n_boot: int, routes: tuple[str, ...]
+) -> dict[str, np.ndarray]:
+    """Route → (quantity, 2) intervals of one replication (the routes asked for)."""
+    out: dict[str, np.ndarray] = {}
+    qs = d.quantities
+
+    def rows(results: list[MarginsResult], kind: str | None = None) -> np.ndarray:
+        return np.array(
+            [r.conf_int(interval=kind)[q.row] for r, q in zip(results, qs, strict=True)]
+        )
+
+    for df in (r for r in DF_ROUTES if r in routes):
+        name = "asymptotic" if df == "delta" else df
+        out[df] = rows(_ask(Margins(fit, scale=d.scale, method="delta", df=name), qs))
+    if "new cluster" in routes:
+        out["new cluster"] = rows(
+            _ask(Margins(fit, scale=d.scale, method="delta", random_effects="new"), qs)
+        )
+    if boot:
+        common = dict(scale=d.scale, method="bootstrap", n_boot=n_boot, seed=rep,
+                      progress=False, n_jobs=1, boot_max_fail=0.5)  # fmt: skip
+        if any(r.startswith("parametric") for r in routes):
+            par = _ask(Margins(fit, bootstrap="parametric", **common), qs)
+            out["parametric percentile"] = rows(par, "percentile")
+            out["parametric studentized"] = rows(par, "studentized")
+        if "cluster percentile" in routes:
+            out["cluster percentile"] = rows(_ask(Margins(fit, **common), qs), "percentile")
+    return out
+
+
+def run_design(
+    key: str, reps: int, boot_reps: int, n_boot: int = 199, seed: int = 20261126,
+    routes: tuple[str, ...] = ROUTES,
+) -> pd.DataFrame:  # fmt: skip
+    """Coverage and width per (quantity, route) of design ``key`` (an LMM design of
+    :func:`validation.coverage.designs`); the bootstrap routes in the first ``boot_reps``
+    replications."""
+    d = designs()[key]
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode()), 14])
+    df = d.make(rng)
+    truths = np.array([q.truth(df) for q in d.quantities])
+    # a new cluster's mean moves the margins by u_new, not the contrast or the AME
+    is_margin = np.array([q.name.startswith("margin") for q in d.quantities])
+    hits: dict[str, list[np.ndarray]] = {r: [] for r in routes}
+    widths: dict[str, list[np.ndarray]] = {r: [] for r in routes}
+    failures = 0
+    for rep in range(reps):
+        data = df.assign(y=d.outcome(df, rng))
+        u_new = rng.normal(0.0, SIGMA_U)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                fit = d.fit(data)
+                ci = _intervals(fit, d, rep, rep < boot_reps, n_boot, routes)
+            except (ValueError, np.linalg.LinAlgError, DeltaMethodWarning):
+                failures += 1
+                continue
+        for route, iv in ci.items():
+            if route not in hits:
+                continue
+            truth = truths + (u_new * is_margin if route == "new cluster" else 0.0)
+            hits[route].append((iv[:, 0] <= truth) & (truth <= iv[:, 1]))
+            widths[route].append(iv[:, 1] - iv[:, 0])
+    rows = []
+    for route in routes:
+        if not hits[route]:
+            continue
+        h = np.array(hits[route], dtype=float)
+        w = np.array(widths[route])
+        for j, q in enumerate(d.quantities):
+            if route == "new cluster" and not is_margin[j]:
+                continue  # same interval as "zero" there: nothing new to check
+            p = float(h[:, j].mean())
+            rows.append({
+                "design": d.name, "quantity": q.name, "route": route, "reps": h.shape[0],
+                "coverage": p, "mc_se": float(np.sqrt(max(p * (1 - p), 1e-12) / h.shape[0])),
+                "width": float(w[:, j].mean()), "failures": failures,
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def table_markdown(results: pd.DataFrame) -> str:
+    """Rows: design × route; columns: coverage ± MC SE per quantity (width, R)."""
+    quantities = list(dict.fromkeys(results["quantity"]))
+    lines = ["| design | route | " + " | ".join(quantities) + " |",
+             "|---|---|" + "---|" * len(quantities)]  # fmt: skip
+    for (design, route), sub in results.groupby(["design", "route"], sort=False):
+        cells = []
+        for q in quantities:
+            row = sub[sub["quantity"] == q]
+            if row.empty:
+                cells.append("—")
+                continue
+            x = row.iloc[0]
+            cells.append(
+                f"{100 * x.coverage:.1f} ± {100 * x.mc_se:.1f} (w {x.width:.3g}, R={int(x.reps)})"
+            )
+        lines.append(f"| {design} | {route} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--reps", type=int, default=1000)
+    ap.add_argument("--boot-reps", type=int, default=300)
+    ap.add_argument("--n-boot", type=int, default=199)
+    ap.add_argument("--designs", nargs="*", default=["lmm_ri_10x10", "lmm_ri_40x10"])
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "coverage_lmm.csv")
+    ap.add_argument("--table", type=Path, help="only print the table of an existing CSV")
+    args = ap.parse_args()
+    if args.table is not None:
+        print(table_markdown(pd.read_csv(args.table)))
+        return
+    frames = []
+    for key in args.designs:
+        t0 = time.perf_counter()
+        frames.append(run_design(key, args.reps, args.boot_reps, args.n_boot))
+        print(f"{key}: {time.perf_counter() - t0:.0f} s", flush=True)
+        out = pd.concat(frames, ignore_index=True)
+        out.to_csv(args.out, index=False)
+        print(table_markdown(out), flush=True)
+
+
+if __name__ == "__main__":
+    main()
