@@ -34,6 +34,7 @@ class _Route:
 
     _p: np.ndarray | None = None
     size: int  # the number of labels
+    null: float = 0.0  # the value the p-values test (1 for a ratio of margins)
 
     def interval(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -125,7 +126,8 @@ class _PercentileRoute(_Route):
 
 
 def _route_p(route: _Route) -> np.ndarray:
-    """p = 2·a*, a* the largest float half-tail at which the route's interval contains 0.
+    """p = 2·a*, a* the largest float half-tail at which the route's interval contains the
+    null value (0, or 1 for a ratio; written as 0 below).
 
     The interval shrinks as a grows, so "contains 0" holds on [0, a*] and the bisection
     over the bit patterns of non-negative floats (ordered like the floats) finds a* to
@@ -136,7 +138,7 @@ def _route_p(route: _Route) -> np.ndarray:
 
     def contains(bits: np.ndarray) -> np.ndarray:
         lo, hi = route.interval(bits.view(np.float64))
-        return np.asarray((lo <= 0) & (hi >= 0))
+        return np.asarray((lo <= route.null) & (hi >= route.null))
 
     lo = np.zeros(size, np.int64)
     hi = np.full(size, _HALF_BITS, np.int64)
@@ -218,9 +220,10 @@ def _draws_max_t(draws: np.ndarray, estimate: np.ndarray, se: np.ndarray) -> np.
 
 
 def _sup_t_band(
-    t_sorted: np.ndarray, est: np.ndarray, se: np.ndarray, lev: float
+    t_sorted: np.ndarray, est: np.ndarray, se: np.ndarray, lev: float, null: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The sup-t band at ``lev`` and the simultaneous p-values, from one max-|t| sample."""
+    """The sup-t band at ``lev`` and the simultaneous p-values for θ = ``null``, from one
+    max-|t| sample."""
     half = _sup_t_critical(t_sorted, 1.0 - lev) * se
     band = np.column_stack([est - half, est + half])
     p = np.full(len(est), np.nan)
@@ -228,7 +231,7 @@ def _sup_t_band(
     for j in np.flatnonzero(np.isfinite(est) & np.isfinite(se) & (n > 0)):
         # share of draws with T·SE ≥ |est| (T·SE rounded as the band's half-width is)
         scaled = t_sorted * se[j]
-        p[j] = (n - int(np.searchsorted(scaled, abs(est[j]), side="left"))) / n
+        p[j] = (n - int(np.searchsorted(scaled, abs(est[j] - null), side="left"))) / n
     return band, p
 
 

@@ -203,7 +203,14 @@ class MarginsResult(ResultAlgebra):
                 elif kind == "studentized":
                     d = studentized_draws(self._ds, self.estimate, d)
                 cache[key] = _PercentileRoute(d)
+            cache[key].null = self.null
         return cache[key]
+
+    @property
+    def null(self) -> float:
+        """The value p-values test: 1 for a ratio of two margins, otherwise 0 (differences,
+        log ratios, log odds ratios, lifts and every other quantity)."""
+        return 1.0 if self._ds.attrs.get("comparison") == "ratio" else 0.0
 
     def _percentile(self, level: float | None) -> np.ndarray:
         lev = self.level if level is None else check_level(level)
@@ -297,17 +304,18 @@ class MarginsResult(ResultAlgebra):
     def _sup_t(self, how: str, lev: float) -> tuple[np.ndarray, np.ndarray]:
         """The sup-t band at ``lev`` and the simultaneous p-values, from one max-|t| sample."""
         se = self.delta_std_err if how == "delta" else self.draws_std_err
-        return _sup_t_band(self._sorted_max_t(how), self.estimate, se, lev)
+        return _sup_t_band(self._sorted_max_t(how), self.estimate, se, lev, self.null)
 
     def statistic(self) -> np.ndarray:
         se = self.std_err
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(se > 0, self.estimate / se, np.nan)
+            return np.where(se > 0, (self.estimate - self.null) / se, np.nan)
 
     def p_value(
         self, method: str | None = None, interval: str | None = None, adjust: str | None = None
     ) -> np.ndarray:
-        """Two-sided p-values for θ = 0, from the same route as :meth:`conf_int`.
+        """Two-sided p-values for θ = 0 (θ = 1 for ``comparison="ratio"``: :attr:`null`),
+        from the same route as :meth:`conf_int`.
 
         Delta and ``"normal"`` intervals: normal theory, 2·Φ(−|estimate| / SE).
         ``"percentile"``: from the draws, twice the smaller share of draws on either side

@@ -51,7 +51,7 @@ _RANDOM_EFFECTS_WORDS = {
     "mean, without the residual variance",
 }
 _COMPARISON_WORDS = {
-    "ratio": "ratio of averaged predictions, μ1/μ0",
+    "ratio": "ratio of averaged predictions, μ1/μ0 (z and p-values test a ratio of 1)",
     "lnratio": "log ratio of averaged predictions, log(μ1/μ0)",
     "lnor": "log odds ratio of averaged predictions",
     "lift": "lift of averaged predictions, (μ1 − μ0)/μ0",
@@ -91,6 +91,8 @@ def _what_was_computed(res: MarginsResult, info: dict[str, object]) -> list[str]
         out.append(f"Weights: {weights}")
     route = str(info["route"])
     words = _INTERVAL_WORDS[str(info["interval"])]
+    if attrs.get("comparison") == "ratio":
+        words = words.replace("reaches 0", "reaches 1")
     if info["interval"] == "wald" and attrs.get("df_method"):
         words = "Wald interval (estimate ± t·delta SE, t with each row's df); p-value from t"
     out.append(f"Headline: {route}, {words}")

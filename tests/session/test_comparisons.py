@@ -189,3 +189,27 @@ def test_log_ratio_outside_its_domain_is_refused(ols_frame, ols_shift):
         m.contrasts(scen, [[1.0, -1.0]], comparison="lnratio")
     with pytest.raises(MarginsValueError, match="comparison: 'lnor' is undefined"):
         m.contrasts(scen, [[1.0, -1.0]], comparison="lnor")
+
+
+def test_a_ratio_is_tested_against_one_and_agrees_with_its_log(logit_g):
+    """p-values of a ratio test μ1/μ0 = 1 (not 0): the delta p equals 2Φ(−|r − 1|/SE), the
+    draws' p is the share-based p of log ratios against 0 (percentile intervals follow
+    the monotone log), and the interval excludes 1 exactly when p < 5%."""
+    from scipy import stats
+
+    df, fit = logit_g
+    m = Margins(fit, seed=3, n_sims=2000)
+    ratio = m.dydx("g", comparison="ratio")
+    log = m.dydx("g", comparison="lnratio")
+    assert ratio.null == 1.0 and log.null == 0.0
+    np.testing.assert_allclose(ratio.statistic(), (ratio.estimate - 1.0) / ratio.std_err)
+    z = (ratio.estimate - 1.0) / ratio.delta_std_err
+    np.testing.assert_allclose(
+        ratio.p_value(method="delta"), 2 * stats.norm.sf(np.abs(z)), rtol=1e-10
+    )
+    # the order statistics are the same draws; only the interpolation between two of them
+    # (linear in r against linear in log r) moves the crossing, by less than one draw's share
+    np.testing.assert_allclose(ratio.p_value(), log.p_value(), rtol=0, atol=1.0 / 2000)
+    ci = ratio.conf_int()
+    assert np.all((ratio.p_value() < 0.05) == ((ci[:, 0] > 1) | (ci[:, 1] < 1)))
+    assert "test a ratio of 1" in ratio.summary()
