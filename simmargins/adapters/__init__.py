@@ -20,6 +20,7 @@ from .gee import StatsmodelsGEEAdapter
 from .glm import StatsmodelsGLMAdapter
 from .linear import StatsmodelsOLSAdapter
 from .mixedlm import StatsmodelsMixedLMAdapter
+from .multinomial import StatsmodelsMNLogitAdapter, StatsmodelsOrderedModelAdapter
 
 __all__ = [
     "BayesBLUPAdapter",
@@ -31,8 +32,10 @@ __all__ = [
     "StatsmodelsDiscreteAdapter",
     "StatsmodelsGEEAdapter",
     "StatsmodelsGLMAdapter",
+    "StatsmodelsMNLogitAdapter",
     "StatsmodelsMixedLMAdapter",
     "StatsmodelsOLSAdapter",
+    "StatsmodelsOrderedModelAdapter",
     "adapter_class",
     "adapter_for",
     "supported_models",

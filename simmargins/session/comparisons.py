@@ -16,8 +16,8 @@ from ..engine.scenarios import Scenario, grid
 from ..results.result import MarginsResult
 from .arguments import row_groups
 from .assemble import finish
+from .outcomes import evaluator_for, outcome_coords, rows_per_group
 from .population import Population
-from .random_effects import Evaluator
 from .requests import Request, comparison_labels, split_comparison
 
 if TYPE_CHECKING:
@@ -98,10 +98,12 @@ def evaluate(
     """
     with one_blas_thread():  # every request: see engine.delta.one_blas_thread
         groups, group_coords = row_groups(pop.data, pop.weights, by)
+        # integrates random effects, or gives one row per outcome, when the adapter asks
+        run = evaluator_for(session)
+        group_coords = outcome_coords(session.adapter, group_coords)
         sources = request.sources if request is not None and request.sources else None
         draws = session.coefficient_draws.to_numpy()
         rest = (session.adapter.params, draws, session.cov_factor, session.at_kind == "mean")
-        run = Evaluator(session.adapter)  # integrates random effects when the adapter asks
         if comparison == "difference":
             ev = run(pop.cf, settings, W, groups, session.link, *rest, sources)
         else:
@@ -110,7 +112,7 @@ def evaluate(
             both = run(
                 pop.cf, settings, np.vstack([pos, neg]), groups, session.link, *rest, sources
             )
-            n = pos.shape[0] * len(groups)
+            n = pos.shape[0] * len(groups) * rows_per_group(session.adapter)
             a, b = both.rows(slice(0, n)), both.rows(slice(n, None))
             ev = compare_margins(comparison, a, b, session.cov_factor)
             suffixes = request.suffixes or [""] * len(labels)

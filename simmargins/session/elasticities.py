@@ -15,6 +15,7 @@ from ..engine.evaluate import Evaluated, evaluate_elasticity
 from ..results.result import MarginsResult
 from .arguments import row_groups
 from .assemble import finish
+from .outcomes import check_multi_outcome
 from .population import Population
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ def elasticities(
     by: str | Sequence[str] | None,
 ) -> MarginsResult:
     """Average elasticities of numeric variables, each a per-row ratio (see :meth:`dydx`)."""
+    check_multi_outcome(session, "slope")
     if getattr(session.adapter, "integration", None) is not None:
         raise MarginsValueError(
             f"slope: {slope!r} is not available with random_effects='integrate' yet; use "
