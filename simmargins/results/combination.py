@@ -97,7 +97,8 @@ def check_same_draws(datasets: Sequence[xr.Dataset], arg: str) -> None:
     The Datasets do not hold the coefficient draws, so what determines them is compared:
     the draws' kind, seed, number (simulations, bootstrap replicates and the replicates
     kept), the data's fingerprint, the model class, formula and link, the coefficient names
-    and V̂ exactly. An unseeded session cannot be shown to share its draws and is refused.
+    and V̂ exactly. An unseeded session cannot be shown to share its draws and is refused,
+    unless no result has draws (``method="delta"``: the joint covariance is G V̂ Gᵀ).
     """
     first = datasets[0]
     for i, ds in enumerate(datasets[1:], start=1):
@@ -108,7 +109,8 @@ def check_same_draws(datasets: Sequence[xr.Dataset], arg: str) -> None:
                 f"(it differs in {'; '.join(diff)}); combine only results of one session "
                 "(or of sessions with the same fit, method and seed)"
             )
-    if _DRAW_ID not in first.attrs and len(datasets) > 1:
+    no_draws = all(ds.sizes.get("draw", 0) == 0 for ds in datasets)  # the delta method alone
+    if _DRAW_ID not in first.attrs and len(datasets) > 1 and not no_draws:
         seed = first.attrs.get("seed")
         if isinstance(seed, str) or seed is None:
             raise MarginsValueError(

@@ -327,6 +327,8 @@ def hypothesis_test(
         row_p = {}
         for name, k in (("delta", "wald"), ("draws", interval)):
             p_lo, p_hi = _one_sided(_route(k, est, draws, se, df_rows), lo, hi)
+            if name == "draws" and draws.shape[0] == 0:  # the delta method alone
+                p_lo = p_hi = np.full(len(est), np.nan)
             sides[f"p_lower_{name}"], sides[f"p_upper_{name}"] = p_lo, p_hi
             row_p[name] = np.maximum(p_lo, p_hi)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -345,7 +347,7 @@ def hypothesis_test(
     if len(est) == 1:
         with np.errstate(divide="ignore", invalid="ignore"):
             stat, df = float(d[0] / se[0]), 1
-            sd = float(draws[:, 0].std(ddof=1))
+            sd = float(draws[:, 0].std(ddof=1)) if draws.shape[0] >= 2 else float("nan")
             dstat = float(d[0] / sd)
         p_delta, p_draws = float(row_p_delta[0]), float(row_p_draws[0])
     else:

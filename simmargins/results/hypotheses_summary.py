@@ -46,6 +46,9 @@ def format_test(t: HypothesisTest) -> str:
     out.append("=" * width)
     attrs = t.combination.attrs
     draws = f"{t.combination.n_draws} {attrs.get('draws_kind', 'simulation')} draws"
+    draws_line = f"Draws: {words['draws']}; p = {_p(t.p_draws)} ({draws})"
+    if t.combination.n_draws == 0:
+        draws_line = "Draws: not computed (no draws: the delta method alone)"
     if equivalence:
         lo, hi = t.bounds or (np.nan, np.nan)
         out.append(f"H0: Rθ ≤ {lo:g} or Rθ ≥ {hi:g}; H1: {lo:g} < Rθ < {hi:g}")
@@ -53,7 +56,7 @@ def format_test(t: HypothesisTest) -> str:
             f"Delta: {words['delta']} (smallest z to a bound {t.statistic:.3f}); "
             f"p = {_p(t.p_delta)}"
         )
-        out.append(f"Draws: {words['draws']}; p = {_p(t.p_draws)} ({draws})")
+        out.append(draws_line)
         out.append("p < α exactly when the route's interval at level 1 − 2α lies inside the bounds")
     else:
         stat = (
@@ -62,6 +65,6 @@ def format_test(t: HypothesisTest) -> str:
             else (f"χ²({t.df}) = {t.statistic:.3f}")
         )
         out.append(f"Delta: {stat}; {words['delta']}; p = {_p(t.p_delta)}")
-        out.append(f"Draws: {words['draws']}; p = {_p(t.p_draws)} ({draws})")
+        out.append(draws_line)
     out.append(f"Headline ({t.route}): p = {_p(t.p_value)}; seed = {attrs.get('seed')}")
     return "\n".join(out)

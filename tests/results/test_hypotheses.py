@@ -339,3 +339,27 @@ def test_single_quantity_restrictions_keep_the_results_small_sample_df(lin):
         assert (eq.p_delta < alpha) == bool(lo < ci[0] and ci[1] < hi)
     both = small.test("x", "z", equal=True)
     assert both.p_delta == pytest.approx(res.test("x", "z", equal=True).p_delta, rel=1e-12)
+
+
+def test_the_delta_method_alone_tests_and_combines_without_draws(lin):
+    """method='delta' makes no draws: tests, TOST and combinations across calls still work
+    (the joint covariance is G V̂ Gᵀ, so no seed is needed), the draws' p-values are NaN
+    and the summary says they were not computed; nothing warns."""
+    df, fit, _, _ = lin
+    v = _coef_rows(fit, np.array([[1.0, -1.0]]), ["x", "z"])[0]
+    V = fit.cov_params().to_numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = Margins(fit, method="delta")  # unseeded, no draws
+        res = m.dydx(["x", "z"])
+        t = res.test("x", "z", equal=True)
+        tost = res.test("x", equivalence=(0.3, 0.7))
+        diff = m.dydx("x") - m.dydx("z")
+    assert res.n_draws == 0 and np.isnan(t.p_draws) and np.all(np.isnan(tost.row_p_draws))
+    np.testing.assert_allclose(t.combination.delta_std_err, [np.sqrt(v @ V @ v)], rtol=1e-9)
+    np.testing.assert_allclose(diff.delta_std_err, [np.sqrt(v @ V @ v)], rtol=1e-9)
+    se = float(np.sqrt(fit.cov_params().loc["x", "x"]))  # the AME of x is its coefficient
+    b = fit.params["x"]
+    p_tost = max(special.ndtr(-(b - 0.3) / se), special.ndtr(-(0.7 - b) / se))
+    assert tost.p_delta == pytest.approx(p_tost, rel=1e-9)
+    assert "Draws: not computed (no draws" in t.summary()
