@@ -316,3 +316,29 @@ def test_import_simmargins_does_not_import_matplotlib():
     code = "import sys, simmargins; print('matplotlib' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.split() == ["False"]
+
+
+def test_curve_of_a_conditional_effect_over_its_moderator():
+    """The interaction plot: dydx of x with the moderator held at each grid value, drawn
+    over the moderator with pointwise and sup-t bands equal to the result's intervals."""
+    import pandas as pd
+    import statsmodels.formula.api as smf
+
+    rng = np.random.default_rng(8)
+    n = 600
+    df = pd.DataFrame({"x": rng.normal(size=n), "z": rng.normal(size=n)})
+    eta = 0.2 + 0.5 * df["x"] - 0.3 * df["z"] + 0.6 * df["x"] * df["z"]
+    df["y"] = (rng.random(n) < 1 / (1 + np.exp(-eta))).astype(float)
+    fit = smf.logit("y ~ x * z", df).fit(disp=0)
+    zs = [-1.5, -0.5, 0.5, 1.5]
+    res = Margins(fit, seed=2, n_sims=400).dydx("x", atexog={"z": zs})
+    drawn = plot_curve(res, x="z")
+    assert drawn.ax.get_ylabel() == "marginal effect"
+    (line,) = drawn.artists["line"]
+    np.testing.assert_array_equal(line.get_xdata(), zs)
+    np.testing.assert_array_equal(line.get_ydata(), res.estimate)
+    edges = _band_edges(drawn.artists["band"][0], np.asarray(zs))
+    np.testing.assert_allclose(edges, res.conf_int(), rtol=1e-12)
+    band = res.conf_int(kind="simultaneous")
+    np.testing.assert_allclose(drawn.artists["sup_t_lower"][0].get_ydata(), band[:, 0])
+    np.testing.assert_allclose(drawn.artists["sup_t_upper"][0].get_ydata(), band[:, 1])
