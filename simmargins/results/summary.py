@@ -49,6 +49,9 @@ _RANDOM_EFFECTS_WORDS = {
     "new": "a new cluster: estimates are the population average; SEs and intervals add the "
     "new cluster's random-effects variance z̄Ψ̂z̄ᵀ, a prediction interval for that cluster's "
     "mean, without the residual variance",
+    "integrate": "population-averaged: E_u[h(xβ + zu)], the random effects integrated over "
+    "their fitted distribution (each draw's own variances; the integration error is in the "
+    "result's integration_error attribute)",
 }
 _COMPARISON_WORDS = {
     "ratio": "ratio of averaged predictions, μ1/μ0 (z and p-values test a ratio of 1)",

@@ -18,12 +18,16 @@ from ..engine.design import CounterfactualData
 from ..engine.scenarios import format_value, scenario_label
 from .checks import fit_weight_kinds
 from .population import at_medians, resolve_at
+from .random_effects import bayes_random_effects, is_bayes_mixed
 
 AT_KINDS = ("overall", "mean", "median", "balanced")
-RANDOM_EFFECTS = ("zero", "blup", "new")
+RANDOM_EFFECTS = ("zero", "blup", "new", "integrate")
 _RANDOM_EFFECTS_REFUSED = {
-    "model": "random_effects: {name!r} is for linear mixed models (MixedLM); this is a "
-    "{model}, which has no random effects, so use 'zero'",
+    "model": "random_effects: {name!r} is for mixed models (MixedLM, BinomialBayesMixedGLM, "
+    "PoissonBayesMixedGLM); this is a {model}, which has no random effects, so use 'zero'",
+    "integrate": "random_effects: 'integrate' is for nonlinear mixed models "
+    "(BinomialBayesMixedGLM, PoissonBayesMixedGLM); for a linear MixedLM 'zero' already is "
+    "the population average",
     "bootstrap": "random_effects: {name!r} takes its uncertainty from the fitted variance "
     "parameters (delta or simulation); a bootstrap refit's random effects belong to "
     "resampled clusters, so use method='simulation' or 'delta'",
@@ -109,8 +113,12 @@ def check_varies(adapter: ModelAdapter, cf: CounterfactualData, name: str) -> No
     """A variable with one value in every row carries no information about its effect."""
     col = adapter.data[name]
     var = cf.variables[name]
-    n_values = len(var.levels or ()) if var.categorical else col.nunique(dropna=True)
-    if n_values < 2:
+    if var.categorical:
+        varies = len(var.levels or ()) >= 2
+    else:  # (nunique would hash a million rows to learn whether two values differ)
+        seen = col.dropna().to_numpy()
+        varies = seen.size > 0 and bool(np.any(seen != seen[0]))
+    if not varies:
         raise MarginsValueError(
             f"dydx: {name!r} takes a single value ({format_value(col.iloc[0])}) in every row "
             "the fit used, so the data carry no information about its effect"
@@ -284,7 +292,9 @@ def check_random_effects(
     ``"new"`` wraps it so that the rows belong to one new cluster whose random effects are
     drawn from their fitted distribution (:class:`StatsmodelsNewClusterAdapter`).
     """
-    name = check_choice("random_effects", kind, RANDOM_EFFECTS)
+    if is_bayes_mixed(adapter):  # "integrate" by default
+        return bayes_random_effects(adapter, kind, method, at)
+    name = check_choice("random_effects", "zero" if kind is None else kind, RANDOM_EFFECTS)
     wrappers: dict[type, str] = {
         StatsmodelsBLUPAdapter: "blup", StatsmodelsNewClusterAdapter: "new"}  # fmt: skip
     given = wrappers.get(type(adapter))
@@ -297,6 +307,7 @@ def check_random_effects(
         return name, adapter
     refusals = {
         "model": adapter.model_class != "MixedLM",
+        "integrate": name == "integrate",
         "bootstrap": method == "bootstrap",
         "df": df != "asymptotic",
         "median": name == "blup" and isinstance(at, str) and at == "median",

@@ -135,13 +135,17 @@ class Margins:
     training_data : pandas.DataFrame, optional
         The rows an array-interface fit (``sm.Logit(y, X).fit()``) was fitted on, with
         columns named like ``X``'s; formula fits recover their rows themselves.
-    random_effects : {"zero", "blup", "new"}
-        A MixedLM's random effects at zero (the population average; default) or at each
+    random_effects : {"zero", "blup", "new", "integrate"}, optional
+        A MixedLM's random effects at zero (the population average; its default) or at each
         row's cluster's BLUPs (``"blup"``, covariance from the mixed-model equations; ``by=``
         the group column: one result per cluster). ``"new"``: a new cluster, whose random
         effects are drawn from N(0, Ψ̂): the estimates are the population average, and SEs
         and intervals add z̄Ψ̂z̄ᵀ (a prediction interval for the new cluster's mean; the
-        residual σ̂² is in the result's ``residual_variance`` attribute).
+        residual σ̂² is in the result's ``residual_variance`` attribute). For
+        a BinomialBayesMixedGLM / PoissonBayesMixedGLM, ``"integrate"`` (its default) gives
+        population-averaged margins E_u[h(xβ + zu)], the random effects integrated over
+        their fitted distribution (``"zero"``: conditional on u = 0; ``"blup"``: at each
+        row's cluster's posterior mean).
 
     Examples
     --------
@@ -178,7 +182,7 @@ class Margins:
         refit: str = "auto",
         training_data: pd.DataFrame | None = None,
         df: str = "asymptotic",
-        random_effects: str = "zero",
+        random_effects: str | None = None,
         bootstrap: str = "cluster",
     ) -> None:
         self.scale = check_choice("scale", scale, SCALES)
