@@ -300,7 +300,7 @@ CASES = [
         "unsupported model",
         lambda f: Margins(smf.quantreg("y ~ x", f["df"]).fit()),
         MarginsTypeError,
-        "QuantReg models are not supported; supported model classes are GEE",
+        "QuantReg models are not supported; supported model classes are BinomialBayesMixedGLM, GEE",
     ),
     Case(
         "not a fit",

@@ -29,8 +29,8 @@ def gauss_hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     Examples
     --------
     >>> t, w = gauss_hermite(5)
-    >>> float(w @ t**2), float(w @ t**4)
-    (1.0000000000000002, 3.0000000000000004)
+    >>> round(float(w @ t**2), 12), round(float(w @ t**4), 12)
+    (1.0, 3.0)
     """
     x, w = np.polynomial.hermite.hermgauss(int(n))
     return np.sqrt(2.0) * x, w / np.sqrt(np.pi)

@@ -198,7 +198,7 @@ def test_refusals_on_a_mixed_model(kwargs: dict[str, Any], match: str) -> None:
 def test_refusals_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
     df, fit = _sleep()
     ols = smf.ols("Reaction ~ Days", df).fit()
-    with pytest.raises(MarginsValueError, match="is for mixed models .* this is a OLS"):
+    with pytest.raises(MarginsValueError, match=r"is for mixed models .* this is a OLS"):
         Margins(ols, random_effects="blup")
     assert Margins(ols, random_effects="zero").random_effects == "zero"
     with pytest.raises(MarginsTypeError, match="MixedLM"):

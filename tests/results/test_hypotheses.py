@@ -345,7 +345,7 @@ def test_the_delta_method_alone_tests_and_combines_without_draws(lin):
     """method='delta' makes no draws: tests, TOST and combinations across calls still work
     (the joint covariance is G V̂ Gᵀ, so no seed is needed), the draws' p-values are NaN
     and the summary says they were not computed; nothing warns."""
-    df, fit, _, _ = lin
+    _, fit, _, _ = lin
     v = _coef_rows(fit, np.array([[1.0, -1.0]]), ["x", "z"])[0]
     V = fit.cov_params().to_numpy()
     with warnings.catch_warnings():

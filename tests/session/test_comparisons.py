@@ -197,7 +197,7 @@ def test_a_ratio_is_tested_against_one_and_agrees_with_its_log(logit_g):
     the monotone log), and the interval excludes 1 exactly when p < 5%."""
     from scipy import stats
 
-    df, fit = logit_g
+    _, fit = logit_g
     m = Margins(fit, seed=3, n_sims=2000)
     ratio = m.dydx("g", comparison="ratio")
     log = m.dydx("g", comparison="lnratio")
