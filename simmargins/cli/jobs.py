@@ -98,6 +98,8 @@ def _model_facts(a: AnalysisSpec) -> list[tuple[str, str]]:
     rows = [("model", f"{m.kind}: `{m.formula}`")]
     if m.kind == "glm":
         rows.append(("family / link", f"{m.family} / {m.link or 'canonical'}"))
+    if m.kind == "ordered":
+        rows.append(("latent distribution", m.distr))
     if m.re_formula:
         rows.append(("random effects", f"`{m.re_formula}` by {m.groups}"))
     rows += [(k, v) for k, v in m.columns().items() if not (k == "groups" and m.re_formula)]

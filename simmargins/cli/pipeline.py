@@ -171,7 +171,13 @@ def fit_model(model: ModelSpec, frame: pd.DataFrame) -> Any:
             else family_cls()
         )
         return smf.glm(model.formula, frame, family=family, eval_env=env, **extra).fit(**opts)
+    if kind == "ordered":
+        from statsmodels.miscmodels.ordinal_model import OrderedModel
+
+        ordered = OrderedModel.from_formula(model.formula, frame, distr=model.distr, eval_env=env)
+        return ordered.fit(disp=0, **{"method": "bfgs", **opts})
     make = {
+        "mnlogit": smf.mnlogit,
         "logit": smf.logit,
         "probit": smf.probit,
         "poisson": smf.poisson,

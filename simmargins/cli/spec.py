@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-MODEL_KINDS = tuple("mixedlm ols wls glm logit probit poisson negativebinomial".split())
+MODEL_KINDS = tuple(
+    "mixedlm ols wls glm logit probit poisson negativebinomial mnlogit ordered".split()
+)
+# OrderedModel's latent distributions the spec offers (the margins read them by value)
+ORDERED_DISTRS = ("probit", "logit")
 FAMILIES = tuple(
     "binomial gamma gaussian inverse_gaussian negativebinomial poisson tweedie".split()
 )
@@ -98,6 +102,7 @@ class ModelSpec:
     weights: str | None = None
     freq_weights: str | None = None
     var_weights: str | None = None
+    distr: str = "probit"  # kind = "ordered" only
     fit: dict[str, Any] = field(default_factory=dict)
 
     def columns(self) -> dict[str, str]:

@@ -24,6 +24,7 @@ from .spec import (
     LINKS,
     METHODS,
     MODEL_KINDS,
+    ORDERED_DISTRS,
     RANDOM_EFFECTS_KINDS,
     SCALES,
     AnalysisSpec,
@@ -65,6 +66,7 @@ _MODEL_ONLY = {
     "var_weights": ("glm",),
     "offset": ("glm", "logit", "probit", "poisson", "negativebinomial"),
     "exposure": ("glm", "poisson", "negativebinomial"),
+    "distr": ("ordered",),
 }
 _MODEL_COMMON = ("kind", "formula", "fit")
 _FIT_KEYS: dict[str, tuple[str, ...]] = {
@@ -76,6 +78,8 @@ _FIT_KEYS: dict[str, tuple[str, ...]] = {
     "probit": ("method", "maxiter", "cov_type"),
     "poisson": ("method", "maxiter", "cov_type"),
     "negativebinomial": ("method", "maxiter", "cov_type"),
+    "mnlogit": ("method", "maxiter", "cov_type"),
+    "ordered": ("method", "maxiter"),
 }
 _TOP_KEYS = ("name", "data", "model", "inference", "quantity", "analysis", "output")
 _ANALYSIS_KEYS = ("name", "data", "model", "inference", "quantity")
@@ -184,7 +188,7 @@ def _model(t: Table) -> ModelSpec:
     columns = {
         k: t.get(k, string)
         for k in _MODEL_ONLY
-        if k in allowed and k not in ("family", "link", "re_formula")
+        if k in allowed and k not in ("family", "link", "re_formula", "distr")
     }
     if kind == "mixedlm" and columns.get("groups") is None:
         raise SpecError(t.path("groups"), "required key is missing (the grouping column)")
@@ -195,6 +199,7 @@ def _model(t: Table) -> ModelSpec:
         formula_names(re_formula, t.path("re_formula"), one_sided=True)
     family = t.get("family", choice(FAMILIES), default="gaussian")
     link = t.get("link", choice(LINKS))
+    distr = t.get("distr", choice(ORDERED_DISTRS), default="probit")
     fit = _fit_options(t.get("fit", lambda v, k: Table(v, k)), kind)
     return ModelSpec(
         kind=kind,
@@ -202,6 +207,7 @@ def _model(t: Table) -> ModelSpec:
         re_formula=re_formula,
         family=family,
         link=link,
+        distr=distr,
         fit=fit,
         **{k: v for k, v in columns.items() if v is not None},
     )

@@ -332,3 +332,49 @@ def test_random_effects_new_key(tmp_path):
     # closed form: the slope of a new subject, SE² = Var(β̂_Days) + Ψ̂_Days,Days
     want = np.sqrt(fit.cov_params().loc["Days", "Days"] + fit.cov_re.loc["Days", "Days"])
     assert csv.loc["Days", "delta_std_err"] == pytest.approx(want, rel=1e-8)
+
+
+# -- [model] kind = "mnlogit" | "ordered": margins per outcome -----------------------------
+def _outcomes(seed: int = 5, n: int = 500) -> pd.DataFrame:
+    df = frame(seed, n)
+    rng = np.random.default_rng(seed)
+    latent = 0.03 * df["age"] + 0.5 * df["z"] + 0.4 * (df["g"] == "b") + rng.logistic(size=n)
+    df["k"] = np.digitize(latent, np.quantile(latent, [0.3, 0.7]))  # 0, 1, 2
+    return df
+
+
+def test_mnlogit_margins_per_outcome_equal_the_python_api_and_get_margeff(tmp_path):
+    df = _outcomes()
+    quantities = ['name = "ame"\nkind = "dydx"\nvariables = ["age", "z"]']
+    folder = run(tmp_path, spec("mnlogit", "k ~ age + z + C(g)", *quantities), df)
+    csv = margins(folder, "ame")
+    fit = smf.mnlogit("k ~ age + z + C(g)", df).fit(disp=0)
+    res = Margins(fit, n_sims=N_SIMS, seed=0).dydx(["age", "z"])
+    same_as(csv, res)
+    assert set(csv["outcome"].astype(str)) == {"0", "1", "2"}
+    eff = fit.get_margeff(at="overall").margeff  # (variables, outcomes)
+    names = list(fit.model.exog_names)
+    for _, row in csv.reset_index().iterrows():
+        j = names.index(str(row["term"])) - 1  # get_margeff drops the constant
+        np.testing.assert_allclose(row["estimate"], eff[j, int(row["outcome"])], atol=1e-8)
+
+
+def test_ordered_model_in_the_spec(tmp_path):
+    from statsmodels.miscmodels.ordinal_model import OrderedModel
+
+    df = _outcomes()
+    quantities = ['name = "p"\nkind = "predict"']
+    body = spec("ordered", "k ~ age + z + C(g)", *quantities).replace(
+        '[inference]', 'distr = "logit"\n\n[inference]', 1
+    )
+    folder = run(tmp_path, body, df)
+    csv = margins(folder, "p")
+    fit = OrderedModel.from_formula("k ~ age + z + C(g)", df, distr="logit").fit(
+        method="bfgs", disp=0
+    )
+    res = Margins(fit, n_sims=N_SIMS, seed=0).predict()
+    same_as(csv, res)
+    # the averaged predicted probabilities are statsmodels' own, one per category
+    np.testing.assert_allclose(csv["estimate"], fit.predict().mean(axis=0), rtol=1e-9)
+    report = (folder / "report.md").read_text()
+    assert "latent distribution" in report and "logit" in report
