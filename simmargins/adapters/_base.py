@@ -354,6 +354,24 @@ class StatsmodelsAdapter:
                 "columns as in the data or pass a DataFrame that has them"
             )
 
+    # -- pickling (a dask.distributed worker gets the session's adapter) -------------------
+    def __getstate__(self) -> dict[str, Any]:
+        # patsy's DesignInfo refuses pickling; statsmodels' own results restore their spec
+        # on unpickling, so the adapter takes it from the fit again (formula_spec)
+        state = dict(self.__dict__)
+        state["_spec"] = None
+        state["_spec_from_fit"] = self._spec is not None
+        return state
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return (self.fit,)  # __new__ takes the fit (it picks the class from it)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from_fit = state.pop("_spec_from_fit", False)
+        self.__dict__.update(state)
+        if from_fit:
+            self._spec = formula_spec(self.fit.model)
+
     # -- what the margins use -------------------------------------------------------------
     def design(self, frame: pd.DataFrame) -> np.ndarray:
         """Design matrix of ``frame`` (same columns, same order as the coefficients)."""

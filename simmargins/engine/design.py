@@ -130,6 +130,26 @@ class CounterfactualData:
         if self._terms is not None:
             self._coded = patsy_categoricals(self.spec, self.data)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the spec and its terms are patsy objects, which refuse pickling: rebuilt from the
+        # adapter owning design_fn (itself restored from its fit) when unpickled
+        state = dict(self.__dict__)
+        state["_spec_from_owner"] = self.spec is not None and self.spec is getattr(
+            getattr(self.design_fn, "__self__", None), "_spec", None
+        )
+        if state["_spec_from_owner"]:
+            state.update(spec=None, _terms=None, _subspecs={})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from_owner = state.pop("_spec_from_owner", False)
+        self.__dict__.update(state)
+        if from_owner:
+            spec = getattr(self.design_fn, "__self__", None)._spec  # type: ignore[union-attr]
+            object.__setattr__(self, "spec", spec)
+            terms = spec_terms(spec, list(self.data.columns)) if spec is not None else None
+            object.__setattr__(self, "_terms", terms)
+
     def __setattr__(self, name: str, value: Any) -> None:
         if name in ("base_values", "data"):
             object.__setattr__(self, "_base", None)  # the base design follows the settings

@@ -17,6 +17,7 @@ from ..results.result import MarginsResult
 from .arguments import row_groups
 from .assemble import finish
 from .outcomes import evaluator_for, outcome_coords, rows_per_group
+from .partitions import PartitionedPopulation, evaluate_partitioned
 from .population import Population
 from .requests import Request, comparison_labels, split_comparison
 
@@ -96,6 +97,10 @@ def evaluate(
     products are thin, and OpenBLAS workers spinning after each call starve numba's
     kernels and the next product when the other core is busy.
     """
+    if isinstance(pop, PartitionedPopulation):
+        return _evaluate_partitioned(
+            session, pop, settings, W, labels, coords, quantity, by, comparison, request
+        )
     with one_blas_thread():  # every request: see engine.delta.one_blas_thread
         groups, group_coords = row_groups(pop.data, pop.weights, by)
         # integrates random effects, or gives one row per outcome, when the adapter asks
@@ -121,3 +126,50 @@ def evaluate(
             session, ev, labels, coords, group_coords, quantity, comparison=comparison,
             population=pop.source,
         ))
+
+
+def _evaluate_partitioned(
+    session: Margins,
+    pop: PartitionedPopulation,
+    settings: list[Setting],
+    W: np.ndarray,
+    labels: list[str],
+    coords: dict[str, list[Any]],
+    quantity: str,
+    by: str | Sequence[str] | None,
+    comparison: str,
+    request: Request | None,
+) -> MarginsResult:
+    """:func:`evaluate` over a partitioned newdata (see :mod:`.partitions`)."""
+    run = evaluator_for(session)
+    if getattr(run, "spec", None) is not None or rows_per_group(session.adapter) != 1:
+        raise MarginsValueError(
+            "newdata: a partitioned frame is averaged by the engine's linear route; "
+            "population-averaged (random_effects='integrate') and multi-outcome margins "
+            "need an in-memory DataFrame for now"
+        )
+    if request is not None and request.sources and any(x is not None for x in request.sources):
+        raise MarginsValueError(
+            "newdata: scale= scenarios rescale each row and need an in-memory DataFrame; "
+            "use shift= or a pandas DataFrame"
+        )
+    by_cols = None if by is None else ([by] if isinstance(by, str) else list(by))
+    draws = session.coefficient_draws.to_numpy()
+    with one_blas_thread():
+        if comparison == "difference":
+            ev, group_coords = evaluate_partitioned(session, pop, settings, W, by_cols, draws)
+        else:
+            assert request is not None
+            pos, neg = split_comparison(comparison, W)
+            both, group_coords = evaluate_partitioned(
+                session, pop, settings, np.vstack([pos, neg]), by_cols, draws
+            )
+            n = pos.shape[0] * len(next(iter(group_coords.values()), [()]))
+            a, b = both.rows(slice(0, n)), both.rows(slice(n, None))
+            ev = compare_margins(comparison, a, b, session.cov_factor)
+            suffixes = request.suffixes or [""] * len(labels)
+            labels = comparison_labels(comparison, pos, neg, request.names, suffixes)
+        return finish(
+            session, ev, labels, coords, group_coords, quantity, comparison=comparison,
+            population=pop.source,
+        )  # fmt: skip

@@ -51,6 +51,7 @@ from .checks import warn_if_not_converged
 from .coefficients import BootstrapSettings, bootstrap_coefficients, check_bootstrap
 from .comparisons import check_dydx_atexog, check_factor_comparison, evaluate
 from .elasticities import elasticities
+from .partitions import is_partitioned, partitioned_population
 from .population import Population, balanced_grid, population_from_frame
 from .requests import Request, dydx_request, shift_request
 
@@ -454,6 +455,8 @@ class Margins:
 
     def _population(self, newdata: Any = None, weights: Any = None) -> Population:
         if newdata is not None:
+            if is_partitioned(newdata):  # a Dask DataFrame or a Parquet path (out of core)
+                return partitioned_population(self._cf, newdata, weights, self.at_kind)
             return population_from_frame(self._cf, newdata, weights, self.at_kind)
         if weights is not None:
             raise MarginsValueError(
