@@ -28,31 +28,39 @@ from typing import Any
 
 from ..results.atomic import OutputExists, OutputFolder
 from .console import Console
-from .jobs import check_data, execute, override, plan_jobs, write_index
+from .jobs import check_data, execute, plan_jobs, write_index
 from .spec import SpecError
 
 
 # -- commands ---------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace, console: Console, command: str) -> int:
-    from .spec_read import read_spec
+    from .cluster import run_batch
 
-    start = time.perf_counter()
-    spec = override(read_spec(Path(args.spec)), args.seed, args.jobs)
-    jobs = plan_jobs(spec, args.data or ())
-    out = Path(args.out) if args.out else Path(f"{spec.path.stem}_results")
-    folder = OutputFolder(out, args.force, [spec.path, *(j.analysis.data.path for j in jobs)])
-    folder.check()
-    check_data(jobs)
-    with folder as tmp:
-        (tmp / "spec.toml").write_text(spec.text, encoding="utf-8")
-        outcomes = execute(jobs, tmp, console, spec.output, out)
-        write_index(tmp, f"simmargins run: {spec.path.name}", command, outcomes)
-    n = sum(len(o.results) for o in outcomes)
-    console.out(
-        f"{_count(len(jobs), 'analysis', 'analyses')}, {_count(n, 'quantity', 'quantities')} "
-        f"written to {out}/ "
-        f"in {time.perf_counter() - start:.1f} s (open {out / 'report.md'})"
+    run = run_batch(
+        args.spec,
+        args.data or (),
+        scheduler=args.scheduler,
+        out=args.out,
+        force=args.force,
+        seed=args.seed,
+        n_jobs=args.jobs,
+        console=console,
+        command=command,
     )
+    out, outcomes = run.out, run.outcomes
+    n = sum(len(o.results) for o in outcomes)
+    combined = f", combined in {run.combined}" if run.combined else ""
+    console.out(
+        f"{_count(len(outcomes), 'analysis', 'analyses')}, {_count(n, 'quantity', 'quantities')} "
+        f"written to {out}/ in {run.seconds:.1f} s (open {out / 'report.md'}{combined})"
+    )
+    if run.failures:
+        total = len(outcomes) + len(run.failures)
+        console.error(
+            f"{len(run.failures)} of {total} tasks failed (listed above and in "
+            f"{out / 'report.md'}); the others are written"
+        )
+        return 1
     return 0
 
 
@@ -189,7 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="extend",
         nargs="+",
         metavar="FILE",
-        help="rerun every analysis on each of these data files (one subfolder per file)",
+        help="rerun every analysis on each of these data files or quoted glob patterns "
+        "('sites/*.csv'); one subfolder per file, and combined.csv over all",
+    )
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run each analysis × file as a Dask task: a scheduler's address "
+        "(tcp://host:8786), or 'local' ('local:N') for a LocalCluster on this machine",
     )
     run.set_defaults(func=cmd_run)
 

@@ -7,7 +7,6 @@ a ``report.md``, and an index ``report.md`` over them all.
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ class Job:
     analysis: AnalysisSpec
     folder: str
     context: str
+    data_key: str = ""  # with --data: the file's unique key (its path below the common folder)
 
 
 @dataclass
@@ -39,24 +39,17 @@ class Outcome:
 
 def plan_jobs(spec: RunSpec, data_files: Sequence[str] = ()) -> list[Job]:
     """One job per analysis, or per data file × analysis when ``--data`` is given."""
+    from .batch import data_files as keyed
+
     if not data_files:
         return [Job(a, a.name, a.context) for a in spec.analyses]
     jobs = []
-    used: set[str] = set()
-    for f in data_files:
-        path = Path(os.path.abspath(f))
-        fmt = data_format(path, "--data")
-        stem = path.name.split(".")[0] or "data"
-        folder, n = stem, 1
-        while folder in used:
-            n += 1
-            folder = f"{stem}-{n}"
-        used.add(folder)
+    for f in keyed(data_files):
+        fmt = data_format(f.path, "--data")
         for a in spec.analyses:
-            data = replace(a.data, path=path, format=fmt)
-            jobs.append(
-                Job(replace(a, data=data), f"{folder}/{a.name}", f"{a.context} (data {f!r})")
-            )
+            data = replace(a.data, path=f.path, format=fmt)
+            context = f"{a.context} (data {f.given!r})"
+            jobs.append(Job(replace(a, data=data), f"{f.folder}/{a.name}", context, f.key))
     return jobs
 
 
@@ -123,9 +116,19 @@ def _model_facts(a: AnalysisSpec) -> list[tuple[str, str]]:
 
 
 def run_job(
-    job: Job, root: Path, console: Console, output: OutputSpec, bar: Any, shown_root: Path
+    job: Job,
+    root: Path,
+    console: Console,
+    output: OutputSpec,
+    bar: Any,
+    shown_root: Path,
+    link_root: Path | None = None,
 ) -> Outcome:
-    """Fit one analysis, compute and write its quantities; print as it goes."""
+    """Fit one analysis, compute and write its quantities; print as it goes.
+
+    Links to the data file are relative to ``link_root`` (default ``root``): the folder
+    the results will end up in when they are written elsewhere first.
+    """
     from .._errors import ConvergenceWarning
     from .._validate import fit_converged
     from .pipeline import (
@@ -213,7 +216,7 @@ def run_job(
     except Exception as exc:  # a summary is a courtesy; the results are saved already
         fit_text = f"(the model's summary could not be rendered: {exc})\n{fit.params}"
     (folder / "model.txt").write_text(fit_text + "\n", encoding="utf-8")
-    data_link = relative(a.data.path, folder)
+    data_link = relative(a.data.path, (link_root or root) / job.folder)
     facts = [
         ("data", f"[{a.data.path.name}]({data_link}) ({int(fit.nobs)} rows used)"),
         *_model_facts(a),
@@ -247,7 +250,7 @@ def write_index(
     rows = [
         (
             o.job.analysis.name,
-            o.job.analysis.data.path.name,
+            o.job.data_key or o.job.analysis.data.path.name,
             ", ".join(o.results),
             f"{o.job.folder}/report.md",
         )
