@@ -165,14 +165,14 @@ def connect(scheduler: str | Client) -> Iterator[Client]:
             )
         with (
             LocalCluster(
-                n_workers=int(n), threads_per_worker=1, processes=True, dashboard_address=None
+                n_workers=int(n), threads_per_worker=1, processes=True, dashboard_address=":0"
             ) as cluster,
-            Client(cluster) as client,
+            Client(cluster, set_as_default=False) as client,
         ):
             yield client
         return
     try:
-        client = Client(text)
+        client = Client(text, set_as_default=False)  # leave the caller's dask config alone
     except Exception as exc:  # OSError (unreachable, timed out), ValueError (bad address)
         raise SpecError(
             "--scheduler",
@@ -207,7 +207,7 @@ def execute_on_cluster(
     done: dict[int, Outcome] = {}
     failures: list[TaskFailure] = []
     with console.progress(len(jobs), "simmargins") as bar:
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             i, job = futures[future]
             try:
                 result = future.result()
