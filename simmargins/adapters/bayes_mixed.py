@@ -134,7 +134,7 @@ class StatsmodelsBayesMixedGLMAdapter(GLMLikeAdapter):
     >>> rng = np.random.default_rng(0)
     >>> df = pd.DataFrame({"g": np.repeat(np.arange(20), 10), "x": rng.normal(size=200)})
     >>> df["y"] = (rng.uniform(size=200) < 0.5).astype(float)
-    >>> fit = BinomialBayesMixedGLM.from_formula("y ~ x", {"g": "0 + C(g)"}, df).fit_vb()
+    >>> fit = BinomialBayesMixedGLM.from_formula("y ~ x", {"g": "0 + C(g)"}, df).fit_vb(rng=0)
     >>> ad = StatsmodelsBayesMixedGLMAdapter(fit)
     >>> ad.link.name, ad.fit_kind, [c.group for c in ad.components]
     ('logit', 'vb', ['g'])

@@ -38,7 +38,7 @@ def ri_logit() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def logit_vb(ri_logit):
-    return BinomialBayesMixedGLM.from_formula("y ~ x", {"g": "0 + C(g)"}, ri_logit).fit_vb()
+    return BinomialBayesMixedGLM.from_formula("y ~ x", {"g": "0 + C(g)"}, ri_logit).fit_vb(rng=0)
 
 
 @pytest.fixture(scope="session")
