@@ -127,7 +127,6 @@ class _Pieces:
     draws: np.ndarray
     factor: np.ndarray
     at_kind: str
-    weights_arg: Any
 
 
 @dataclass
@@ -140,6 +139,7 @@ class _Partial:
 def _one_partition(
     frame: pd.DataFrame,
     pieces: _Pieces,
+    weights_arg: Any,
     settings: list[Setting],
     W: np.ndarray,
     cols: list[str],
@@ -147,7 +147,7 @@ def _one_partition(
     """One partition's weighted averages, per by= group it holds (None: no rows)."""
     if len(frame) == 0:
         return None
-    pop = population_from_frame(pieces.cf, frame, pieces.weights_arg, pieces.at_kind)
+    pop = population_from_frame(pieces.cf, frame, weights_arg, pieces.at_kind)
     groups, coords = row_groups(pop.data, pop.weights, cols or None)
     if not groups:
         return None
@@ -172,12 +172,12 @@ def evaluate_partitioned(
 
     cols = [] if by is None else ([by] if isinstance(by, str) else list(by))
     pieces = _Pieces(
-        pop.cf, session.link, np.asarray(session.adapter.params), draws,
-        session.cov_factor, session.at_kind, pop.weights_arg,
+        session._cf, session.link, np.asarray(session.adapter.params), draws,
+        session.cov_factor, session.at_kind,
     )  # fmt: skip
-    shared = dask.delayed(pieces, pure=True)  # one copy in the graph, whatever the partitions
+    shared = _shared(session, pieces)
     tasks = [
-        dask.delayed(_one_partition, pure=True)(part, shared, settings, W, cols)
+        dask.delayed(_one_partition, pure=True)(part, shared, pop.weights_arg, settings, W, cols)
         for part in pop.frame.to_delayed()
     ]
     with _quiet_dask():
@@ -188,6 +188,30 @@ def evaluate_partitioned(
     return _reduce(partials, keys, W.shape[0]), {
         c: [k[i] for k in keys] for i, c in enumerate(cols)
     }
+
+
+def _shared(session: Margins, pieces: _Pieces) -> Any:
+    """The session's pieces as the partitions' tasks take them: on a dask.distributed
+    client, scattered to every worker once per session and client (the fit with its data
+    is the bulk; sending it inside each graph cost seconds and a large-graph warning);
+    otherwise one delayed object in the graph (Dask's threads share it)."""
+    import dask
+
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):  # no distributed, or no client active
+        return dask.delayed(pieces, pure=True)
+    cache: dict[str, Any] = session.__dict__.setdefault("_scattered", {})
+    key = str(client.id)
+    draws_id = id(session.coefficient_draws)  # the session's draws, drawn once
+    held = cache.get(key)
+    if held is None or held[0] != draws_id:
+        future = client.scatter(pieces, broadcast=True, hash=False)
+        cache.clear()
+        cache[key] = held = (draws_id, future)
+    return held[1]
 
 
 def _sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -178,7 +178,10 @@ def _model_column(fit_col: pd.Series, col: pd.Series, name: str, var: Any) -> pd
     if var.categorical:
         levels = list(var.levels or ())
         by_text = {format_value(lv): lv for lv in levels}
-        unseen = sorted({format_value(v) for v in col} - set(by_text))
+        # each distinct value formatted once (not once per row: a million rows took 0.8 s)
+        codes, distinct = pd.factorize(col)
+        texts = [format_value(v) for v in distinct]
+        unseen = sorted(set(texts) - set(by_text))
         if unseen:
             raise MarginsValueError(
                 f"newdata: column {name!r} has levels the fit never saw: "
@@ -186,7 +189,9 @@ def _model_column(fit_col: pd.Series, col: pd.Series, name: str, var: Any) -> pd
                 + "; its levels are "
                 + ", ".join(repr(lv) for lv in levels)
             )
-        values = [by_text[format_value(v)] for v in col]
+        mapped = np.empty(len(texts), dtype=object)
+        mapped[:] = [by_text[t] for t in texts]
+        values = mapped[codes]
         if isinstance(fit_col.dtype, pd.CategoricalDtype):
             return pd.Series(pd.Categorical(values, categories=fit_col.cat.categories))
         return pd.Series(values, dtype=bool if fit_col.dtype == bool else object)
