@@ -296,9 +296,10 @@ def run_batch(
 
     Examples
     --------
-    >>> run = run_batch("spec.toml", ["sites/**/*.csv"], scheduler="local:2")  # doctest: +SKIP
-    >>> [f.message for f in run.failures]  # doctest: +SKIP
-    []
+    With a spec and data files at hand (docs/scale.md runs a whole example)::
+
+        run = run_batch("spec.toml", ["sites/**/*.csv"], scheduler="local:2", out="all")
+        print([f.message for f in run.failures], run.combined)
     """
     from .pipeline import RunFailure
     from .spec_read import read_spec
