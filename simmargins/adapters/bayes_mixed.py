@@ -29,7 +29,7 @@ import pandas as pd
 
 from .._errors import MarginsTypeError, MarginsValueError
 from ..engine.evaluate_integrated import INTEGRATION_METHODS, IntegrationSpec
-from ..engine.formula import Variable
+from ..engine.formula import Variable, formula_spec
 from ..engine.links import InverseLink
 from ..resampling.problem import RefitProblem
 from ._glmlike import GLMLikeAdapter
@@ -134,7 +134,7 @@ class StatsmodelsBayesMixedGLMAdapter(GLMLikeAdapter):
     >>> rng = np.random.default_rng(0)
     >>> df = pd.DataFrame({"g": np.repeat(np.arange(20), 10), "x": rng.normal(size=200)})
     >>> df["y"] = (rng.uniform(size=200) < 0.5).astype(float)
-    >>> fit = BinomialBayesMixedGLM.from_formula("y ~ x", {"g": "0 + C(g)"}, df).fit_vb(rng=0)
+    >>> fit = BinomialBayesMixedGLM.from_formula("y ~ x", {"g": "0 + C(g)"}, df).fit_vb()
     >>> ad = StatsmodelsBayesMixedGLMAdapter(fit)
     >>> ad.link.name, ad.fit_kind, [c.group for c in ad.components]
     ('logit', 'vb', ['g'])
@@ -157,8 +157,9 @@ class StatsmodelsBayesMixedGLMAdapter(GLMLikeAdapter):
 
     # -- the fit's parameters -------------------------------------------------------------
     def _model_formula(self) -> str | None:
-        # statsmodels' from_formula copies the data (with its spec) but not the formula
-        spec = getattr(getattr(self.model, "data", None), "model_spec", None)
+        # statsmodels' from_formula copies the data (with its spec) but not the formula;
+        # the spec is model.data.model_spec in 0.15, design_info in 0.14 (formula_spec)
+        spec = formula_spec(self.model)
         if spec is None:
             return None
         rhs = spec.describe() if hasattr(spec, "describe") else " + ".join(spec.column_names)
