@@ -183,14 +183,13 @@ def combined_moments(
     return grad, 0.5 * (hess + hess.T)
 
 
-def combinable(updates: list[ScenarioUpdate]) -> bool:
-    """Whether :func:`combined_moments` applies to these settings."""
+def combinable(k: int, updates: list[ScenarioUpdate]) -> bool:
+    """Whether :func:`combined_moments` applies to these settings of a K-column design."""
     if len(updates) < 2 or any(u.vary_cols.size for u in updates):
         return False
     key = sorted(int(c) for c in updates[0].const_cols)
     if any(sorted(int(c) for c in u.const_cols) != key for u in updates):
         return False
-    k = int(max([0, *key, *(int(c) for u in updates for c in u.shift_cols)])) + 1
     support = {int(i) for u in updates for i in np.flatnonzero(_one_row(k, u))}
     return len(support) <= 1
 
@@ -301,7 +300,7 @@ def one_pass(
     if W is not None and not link.is_identity:
         for r in range(W.shape[0]):
             used = [int(j) for j in np.flatnonzero(W[r])]
-            if all(j in small for j in used) and combinable([small[j] for j in used]):
+            if all(j in small for j in used) and combinable(k, [small[j] for j in used]):
                 combined.add(r)
     alone = set(range(len(settings)))
     if W is not None:

@@ -19,7 +19,7 @@ import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +67,6 @@ class PartitionedPopulation(Population):
     frame: Any = None
     weights_arg: Any = None
     n_partitions: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def partitioned_population(
