@@ -84,11 +84,23 @@ def _lmm_outcome(df: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
 
 
 def _mixed_fit(model: Any) -> Any:
-    """statsmodels' default fit, then Powell when that raises (a singular step on a boundary)."""
-    try:
-        return model.fit()
-    except np.linalg.LinAlgError:
-        return model.fit(method=["powell"])
+    """The higher (RE)ML criterion of statsmodels' default fit and a Powell fit.
+
+    With 10 clusters and an ICC of 0.04 the default gradient chain stops short of the
+    optimum in more than half the replications (REML log-likelihood up to 0.8 below lme4's
+    on the same data, in 20% of the fits statsmodels reports as converged); Powell reaches
+    lme4's optimum. Intervals built on a point short of the optimum are not those of the
+    method under study.
+    """
+    fits = []
+    for method in (None, ["powell"]):
+        try:
+            fits.append(model.fit() if method is None else model.fit(method=method))
+        except np.linalg.LinAlgError:  # a singular step on a boundary
+            continue
+    if not fits:
+        raise np.linalg.LinAlgError("neither the default nor a Powell fit succeeded")
+    return max(fits, key=lambda f: f.llf)
 
 
 def _lmm_fit(df: pd.DataFrame) -> Any:

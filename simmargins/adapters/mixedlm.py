@@ -14,6 +14,7 @@ from ..resampling.problem import MIXEDLM_CHAIN, RefitProblem
 from ._base import StatsmodelsAdapter
 
 if TYPE_CHECKING:  # the parametric module loads numba and scipy.optimize: not at import
+    from ..resampling.lmm_optimum import OptimumCheck
     from ..resampling.parametric import SimulationModel
 
 
@@ -84,6 +85,15 @@ class StatsmodelsMixedLMAdapter(StatsmodelsAdapter):
             mixed=True,
             vc=model.exog_vc if getattr(model, "k_vc", 0) else None,
         )
+
+    def optimum_check(self) -> OptimumCheck | None:
+        """Whether the fit reached the optimum of its (RE)ML criterion (None where the fast
+        engine cannot say: variance components); computed once per adapter."""
+        if not hasattr(self, "_optimum_check"):
+            from ..resampling.lmm_optimum import check_optimum
+
+            self._optimum_check = check_optimum(self.refit_problem(None))
+        return self._optimum_check
 
     def simulation_model(self) -> SimulationModel:
         """The fitted model as the parametric bootstrap simulates from it: X β̂, the groups,

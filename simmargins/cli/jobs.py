@@ -129,7 +129,6 @@ def run_job(
     Links to the data file are relative to ``link_root`` (default ``root``): the folder
     the results will end up in when they are written elsewhere first.
     """
-    from .._errors import ConvergenceWarning
     from .._validate import fit_converged
     from .pipeline import (
         RunFailure,
@@ -170,14 +169,12 @@ def run_job(
                     raise SpecError("model.formula", getattr(exc, "message", str(exc))) from None
                 raise RunFailure(f"model: the fit failed: {type(exc).__name__}: {exc}") from exc
         outcome.fit = fit
-        if not fit_converged(fit):
-            warns.append("model fit: the optimiser did not report convergence; see model.txt")
+        with collect_warnings(warns, "model fit"):
+            # the session's check of the fit: statsmodels' convergence flag, and for a
+            # Gaussian MixedLM whether its criterion still rises beyond the estimates
+            m = make_session(fit, a.inference, progress=console.tty)
         bar.set_description(f"{job.folder}: draws")
         with collect_warnings(warns, "inference"):
-            with warnings.catch_warnings():
-                # reported once above, under "model fit", with a pointer to model.txt
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                m = make_session(fit, a.inference, progress=console.tty)
             draw_coefficients(m)
         flush_warnings()
         bar.update(1)

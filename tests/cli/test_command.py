@@ -728,7 +728,7 @@ def test_usage_errors(tmp_path):
 
 
 def test_a_fit_that_did_not_converge_is_reported_once(tmp_path, capsys):
-    """The CLI's own note (pointing at model.txt) and not a second copy from the session."""
+    """The session's note, under "model fit", and no second copy."""
     from simmargins.cli.command import main
 
     rng = np.random.default_rng(2)
@@ -745,4 +745,31 @@ def test_a_fit_that_did_not_converge_is_reported_once(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 0, err
     assert err.count("convergence") + err.count("did not converge") == 1, err
-    assert "see model.txt" in err
+    assert "model fit: ConvergenceWarning: fit: statsmodels reports that this Logit fit" in err
+
+
+@pytest.mark.parametrize("method", [None, "powell"])
+def test_a_mixedlm_fit_short_of_its_optimum_is_reported_with_the_fix(tmp_path, capsys, method):
+    """statsmodels' default fit stops short of the REML optimum on this near-boundary data
+    (tests/resampling/test_lmm_optimum.py); the spec's fit method is the remedy."""
+    from simmargins.cli.command import main
+
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame({"x": rng.normal(size=100), "g": np.repeat(np.arange(10), 10)})
+    df["y"] = 1 + 0.5 * df["x"] + 0.3 * rng.normal(size=10)[df["g"]] + 2 * rng.normal(size=100)
+    df.to_csv(tmp_path / "data.csv", index=False)
+    fit = f'\n[model.fit]\nmethod = "{method}"\n' if method else ""
+    spec = (
+        'data = "data.csv"\n\n[model]\nkind = "mixedlm"\nformula = "y ~ x"\ngroups = "g"\n'
+        f'{fit}\n[inference]\nmethod = "delta"\ndf = "kenward-roger"\n\n'
+        '[[quantity]]\nname = "slopes"\nkind = "dydx"\nvariables = ["x"]\n'
+    )
+    (tmp_path / "spec.toml").write_text(spec)
+    code = main(["run", str(tmp_path / "spec.toml"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    if method is None:
+        assert err.count("short of its REML optimum") == 1, err
+        assert "model fit: ConvergenceWarning" in err and "method=['powell']" in err
+    else:
+        assert "optimum" not in err and "converge" not in err, err
