@@ -243,18 +243,30 @@ def _jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, levels: int 
     return np.stack(out)
 
 
-def satterthwaite(fit_or_adapter: Any, G: np.ndarray) -> SmallSampleDF:
+def satterthwaite(fit_or_adapter: Any, G: np.ndarray, new_cluster: bool = False) -> SmallSampleDF:
     """Satterthwaite df for each row of ``G`` (label × coef, the fit's fixed-effect order).
 
-    lmerTest's construction (see the module docstring); REML and ML fits.
+    lmerTest's construction (see the module docstring); REML and ML fits. With
+    ``new_cluster`` the coefficients are (β, u_new) of ``random_effects="new"`` (G has
+    p + q columns): the variance is l V lᵀ + z̄ σ²ΛΛᵀ z̄ᵀ and its gradient in φ includes the
+    random-effects covariance's, the classical Satterthwaite df of a prediction for a new
+    group (in a balanced one-way design, that of MSB(1/n + 1/(Jn)) − MSW/n).
     """
-    return _satterthwaite(_pieces(_results(fit_or_adapter)), G)
+    return _satterthwaite(_pieces(_results(fit_or_adapter)), G, new_cluster)
 
 
-def _satterthwaite(pc: _Pieces, G: np.ndarray) -> SmallSampleDF:
-    G = _check_gradient(G, pc.p)
+def _satterthwaite(pc: _Pieces, G: np.ndarray, new_cluster: bool = False) -> SmallSampleDF:
     dev = _Deviance(pc)
-    V = dev.vcov(pc.phi)
+    vcov: Callable[[np.ndarray], np.ndarray] = dev.vcov
+    if new_cluster:
+        if pc.vc_sizes or not pc.q_re:
+            raise MarginsValueError(
+                "df='satterthwaite' for a new cluster covers random intercepts and slopes "
+                "(re_formula), not variance components"
+            )
+        vcov = _with_new_cluster(dev)
+    V = vcov(pc.phi)
+    G = _check_gradient(G, V.shape[0])
     H = _hessian(dev.deviance, pc.phi)
     H = (H + H.T) / 2.0
     vals = np.linalg.eigvalsh(H)
@@ -268,12 +280,28 @@ def _satterthwaite(pc: _Pieces, G: np.ndarray) -> SmallSampleDF:
         A = 2.0 * np.linalg.pinv(H)
     else:
         A = 2.0 * np.linalg.inv(H)
-    J = _jacobian(dev.vcov, pc.phi)  # (φ, K, K)
+    J = _jacobian(vcov, pc.phi)  # (φ, K, K)
     var = np.einsum("lk,kj,lj->l", G, V, G)
     grad = np.einsum("lk,pkj,lj->lp", G, J, G)
     with np.errstate(divide="ignore", invalid="ignore"):
         df = 2.0 * var**2 / np.einsum("lp,pq,lq->l", grad, A, grad)
     return SmallSampleDF("satterthwaite", df, V)
+
+
+def _with_new_cluster(dev: _Deviance) -> Callable[[np.ndarray], np.ndarray]:
+    """φ ↦ blockdiag(σ²(XᵀV_rel⁻¹X)⁻¹, σ²ΛΛᵀ): the covariance of (β̂, u_new)."""
+    q = dev.pc.q_re
+
+    def vcov(phi: np.ndarray) -> np.ndarray:
+        V = dev.vcov(phi)
+        lam = dev._lam(phi)[:q, :q]
+        k = V.shape[0]
+        out = np.zeros((k + q, k + q))
+        out[:k, :k] = V
+        out[k:, k:] = float(phi[-1]) ** 2 * (lam @ lam.T)
+        return out
+
+    return vcov
 
 
 # -- Kenward–Roger ---------------------------------------------------------------------------
@@ -441,8 +469,17 @@ def small_sample_df(
         cov = np.asarray(cov, dtype=np.float64)
         G = _check_gradient(G, cov.shape[0])
         return np.full(G.shape[0], np.inf), cov
-    run = satterthwaite if method == "satterthwaite" else kenward_roger
-    res = run(fit_or_adapter, G)
+    # random_effects="new": the last q coefficients are the new cluster's random effects
+    new_cluster = bool(getattr(fit_or_adapter, "n_new_cluster", 0))
+    if method == "satterthwaite":
+        res = satterthwaite(fit_or_adapter, G, new_cluster)
+    elif new_cluster:
+        raise MarginsValueError(
+            "df: 'kenward-roger' adjusts the fixed effects' covariance and has no df for a new "
+            "cluster's prediction interval; use df='satterthwaite' with random_effects='new'"
+        )
+    else:
+        res = kenward_roger(fit_or_adapter, G)
     return res.df, res.cov
 
 

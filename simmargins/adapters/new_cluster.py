@@ -20,7 +20,9 @@ margin θ = Σ wᵢ(xᵢβ + zᵢu_new)/Σ wᵢ = x̄β + z̄u_new then has
 The residual variance σ̂² is not included: it belongs to single observations, not to a
 cluster's mean, and averages away over many observations. For one new observation's
 prediction interval add it: √(SE² + σ̂²), σ̂² recorded as the adapter's (and the result's)
-``residual_variance``. The variance parameters are treated as known (as with ``"zero"``).
+``residual_variance``. The variance parameters are treated as known (as with ``"zero"``),
+unless ``df="satterthwaite"``: then the interval is t with the Satterthwaite df of the whole
+variance, whose gradient includes Ψ̂'s (:func:`.lmm_df.satterthwaite`).
 """
 
 from __future__ import annotations
@@ -97,6 +99,8 @@ class StatsmodelsNewClusterAdapter(RandomEffectsDesign):
         self.cov: np.ndarray = cov
         #: σ̂², not part of ``cov``: add it for a single new observation's interval
         self.residual_variance = float(fit.scale)
+        #: the trailing coefficients that are the new cluster's random effects (for df=)
+        self.n_new_cluster = q
 
     def design(self, frame: pd.DataFrame) -> np.ndarray:
         """(x, z): N × (K + q), every row in the one new cluster."""

@@ -33,6 +33,9 @@ _RANDOM_EFFECTS_REFUSED = {
     "resampled clusters, so use method='simulation' or 'delta'",
     "df": "random_effects: small-sample df={df!r} are for fixed-effect quantities; with "
     "{name!r} use df='asymptotic'",
+    "df_new": "random_effects: df={df!r} adjusts the fixed effects' covariance and has no df "
+    "for a new cluster's prediction interval; with 'new' use df='satterthwaite' (the "
+    "Satterthwaite df of the whole variance) or 'asymptotic'",
     "median": "random_effects: at='median' would set the group to its modal cluster for "
     "every row; with 'blup' fix the variables you mean with an at= dict instead",
 }
@@ -309,7 +312,8 @@ def check_random_effects(
         "model": adapter.model_class != "MixedLM",
         "integrate": name == "integrate",
         "bootstrap": method == "bootstrap",
-        "df": df != "asymptotic",
+        "df": df != "asymptotic" and name != "new",
+        "df_new": name == "new" and df == "kenward-roger",
         "median": name == "blup" and isinstance(at, str) and at == "median",
     }
     reason = next((k for k, hit in refusals.items() if hit), None)
