@@ -245,14 +245,22 @@ class StatsmodelsBLUPAdapter(RandomEffectsDesign):
         return len(self.data)
 
     # -- Henderson's mixed-model equations ---------------------------------------------------
-    def _henderson(self) -> tuple[np.ndarray, np.ndarray]:
-        """σ²C⁻¹ and the BLUPs û solving the mixed-model equations at β̂."""
+    def extended_cov(self, psi: np.ndarray, sigma2: float, fixed: np.ndarray) -> np.ndarray:
+        """Henderson's σ²C⁻¹ at other variance parameters (σ²Ψ = ``psi``, σ² = ``sigma2``),
+        for Satterthwaite df; its β-block is ``fixed`` (lme4's covariance) already."""
+        return self._henderson(sigma2, psi)[0]
+
+    def _henderson(
+        self, sig2: float | None = None, psi: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """σ²C⁻¹ and the BLUPs û solving the mixed-model equations at β̂ (at the fitted
+        variance parameters unless σ² and σ²Ψ are given)."""
         model, fit = self.model, self.fit
         y = np.asarray(model.endog, dtype=np.float64)
         X = np.asarray(model.exog, dtype=np.float64)
         Z = np.asarray(model.exog_re, dtype=np.float64)
-        sig2 = float(fit.scale)
-        psi = np.asarray(fit.cov_re, dtype=np.float64)
+        sig2 = float(fit.scale) if sig2 is None else sig2
+        psi = np.asarray(fit.cov_re if psi is None else psi, dtype=np.float64)
         beta = np.asarray(self.base.params, dtype=np.float64)
         K, q, n_groups = X.shape[1], self.n_random, len(self.group_labels)
         S = np.zeros((K, K))

@@ -243,28 +243,39 @@ def _jacobian(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, levels: int 
     return np.stack(out)
 
 
-def satterthwaite(fit_or_adapter: Any, G: np.ndarray, new_cluster: bool = False) -> SmallSampleDF:
+#: φ-dependent covariance of an adapter whose coefficients extend β with random effects:
+#: (σ²Ψ, σ², lme4's σ²(XᵀV⁻¹X)⁻¹) ↦ the covariance of all its coefficients
+ExtendedCov = Callable[[np.ndarray, float, np.ndarray], np.ndarray]
+
+
+def satterthwaite(
+    fit_or_adapter: Any, G: np.ndarray, extended: ExtendedCov | None = None
+) -> SmallSampleDF:
     """Satterthwaite df for each row of ``G`` (label × coef, the fit's fixed-effect order).
 
     lmerTest's construction (see the module docstring); REML and ML fits. With
-    ``new_cluster`` the coefficients are (β, u_new) of ``random_effects="new"`` (G has
-    p + q columns): the variance is l V lᵀ + z̄ σ²ΛΛᵀ z̄ᵀ and its gradient in φ includes the
-    random-effects covariance's, the classical Satterthwaite df of a prediction for a new
-    group (in a balanced one-way design, that of MSB(1/n + 1/(Jn)) − MSW/n).
+    ``extended`` the coefficients are β followed by random effects (``random_effects="new"``
+    or ``"blup"``, whose adapters give their covariance as a function of the variance
+    parameters, ``extended_cov``): the variance of each row and its gradient in φ are those
+    of that whole covariance — for a new cluster l V lᵀ + z̄ σ²ΛΛᵀ z̄ᵀ, the classical df of a
+    prediction for a new group (in a balanced one-way design, those of MSB(1/n + 1/(Jn)) −
+    MSW/n); for the BLUPs Henderson's σ²C⁻¹, the df of a predictable function.
     """
-    return _satterthwaite(_pieces(_results(fit_or_adapter)), G, new_cluster)
+    return _satterthwaite(_pieces(_results(fit_or_adapter)), G, extended)
 
 
-def _satterthwaite(pc: _Pieces, G: np.ndarray, new_cluster: bool = False) -> SmallSampleDF:
+def _satterthwaite(
+    pc: _Pieces, G: np.ndarray, extended: ExtendedCov | None = None
+) -> SmallSampleDF:
     dev = _Deviance(pc)
     vcov: Callable[[np.ndarray], np.ndarray] = dev.vcov
-    if new_cluster:
+    if extended is not None:
         if pc.vc_sizes or not pc.q_re:
             raise MarginsValueError(
-                "df='satterthwaite' for a new cluster covers random intercepts and slopes "
-                "(re_formula), not variance components"
+                "df='satterthwaite' with random effects as coefficients covers random "
+                "intercepts and slopes (re_formula), not variance components"
             )
-        vcov = _with_new_cluster(dev)
+        vcov = _extended_vcov(dev, extended)
     V = vcov(pc.phi)
     G = _check_gradient(G, V.shape[0])
     H = _hessian(dev.deviance, pc.phi)
@@ -288,18 +299,14 @@ def _satterthwaite(pc: _Pieces, G: np.ndarray, new_cluster: bool = False) -> Sma
     return SmallSampleDF("satterthwaite", df, V)
 
 
-def _with_new_cluster(dev: _Deviance) -> Callable[[np.ndarray], np.ndarray]:
-    """φ ↦ blockdiag(σ²(XᵀV_rel⁻¹X)⁻¹, σ²ΛΛᵀ): the covariance of (β̂, u_new)."""
+def _extended_vcov(dev: _Deviance, extended: ExtendedCov) -> Callable[[np.ndarray], np.ndarray]:
+    """φ ↦ the extended adapter's covariance at the variance parameters φ."""
     q = dev.pc.q_re
 
     def vcov(phi: np.ndarray) -> np.ndarray:
-        V = dev.vcov(phi)
         lam = dev._lam(phi)[:q, :q]
-        k = V.shape[0]
-        out = np.zeros((k + q, k + q))
-        out[:k, :k] = V
-        out[k:, k:] = float(phi[-1]) ** 2 * (lam @ lam.T)
-        return out
+        sigma2 = float(phi[-1]) ** 2
+        return extended(sigma2 * (lam @ lam.T), sigma2, dev.vcov(phi))
 
     return vcov
 
@@ -469,14 +476,14 @@ def small_sample_df(
         cov = np.asarray(cov, dtype=np.float64)
         G = _check_gradient(G, cov.shape[0])
         return np.full(G.shape[0], np.inf), cov
-    # random_effects="new": the last q coefficients are the new cluster's random effects
-    new_cluster = bool(getattr(fit_or_adapter, "n_new_cluster", 0))
+    # random_effects="new" / "blup": coefficients beyond β are random effects
+    extended = getattr(fit_or_adapter, "extended_cov", None)
     if method == "satterthwaite":
-        res = satterthwaite(fit_or_adapter, G, new_cluster)
-    elif new_cluster:
+        res = satterthwaite(fit_or_adapter, G, extended)
+    elif extended is not None:
         raise MarginsValueError(
-            "df: 'kenward-roger' adjusts the fixed effects' covariance and has no df for a new "
-            "cluster's prediction interval; use df='satterthwaite' with random_effects='new'"
+            "df: 'kenward-roger' adjusts the fixed effects' covariance and has no df for "
+            "predictions that include random effects; use df='satterthwaite'"
         )
     else:
         res = kenward_roger(fit_or_adapter, G)

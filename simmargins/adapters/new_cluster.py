@@ -99,8 +99,15 @@ class StatsmodelsNewClusterAdapter(RandomEffectsDesign):
         self.cov: np.ndarray = cov
         #: σ̂², not part of ``cov``: add it for a single new observation's interval
         self.residual_variance = float(fit.scale)
-        #: the trailing coefficients that are the new cluster's random effects (for df=)
-        self.n_new_cluster = q
+
+    def extended_cov(self, psi: np.ndarray, sigma2: float, fixed: np.ndarray) -> np.ndarray:
+        """The covariance of (β, u_new) at other variance parameters: blockdiag(fixed, Ψ)
+        (``fixed`` the fixed effects' covariance there; for Satterthwaite df)."""
+        k, q = fixed.shape[0], psi.shape[0]
+        out = np.zeros((k + q, k + q))
+        out[:k, :k] = fixed
+        out[k:, k:] = psi
+        return out
 
     def design(self, frame: pd.DataFrame) -> np.ndarray:
         """(x, z): N × (K + q), every row in the one new cluster."""

@@ -31,10 +31,8 @@ _RANDOM_EFFECTS_REFUSED = {
     "bootstrap": "random_effects: {name!r} takes its uncertainty from the fitted variance "
     "parameters (delta or simulation); a bootstrap refit's random effects belong to "
     "resampled clusters, so use method='simulation' or 'delta'",
-    "df": "random_effects: small-sample df={df!r} are for fixed-effect quantities; with "
-    "{name!r} use df='asymptotic'",
-    "df_new": "random_effects: df={df!r} adjusts the fixed effects' covariance and has no df "
-    "for a new cluster's prediction interval; with 'new' use df='satterthwaite' (the "
+    "df": "random_effects: df={df!r} adjusts the fixed effects' covariance and has no df "
+    "for predictions that include random effects; with {name!r} use df='satterthwaite' (the "
     "Satterthwaite df of the whole variance) or 'asymptotic'",
     "median": "random_effects: at='median' would set the group to its modal cluster for "
     "every row; with 'blup' fix the variables you mean with an at= dict instead",
@@ -312,8 +310,7 @@ def check_random_effects(
         "model": adapter.model_class != "MixedLM",
         "integrate": name == "integrate",
         "bootstrap": method == "bootstrap",
-        "df": df != "asymptotic" and name != "new",
-        "df_new": name == "new" and df == "kenward-roger",
+        "df": df == "kenward-roger",
         "median": name == "blup" and isinstance(at, str) and at == "median",
     }
     reason = next((k for k, hit in refusals.items() if hit), None)

@@ -185,7 +185,7 @@ def test_newdata_rows_pick_their_cluster() -> None:
     [
         ({"random_effects": "blop"}, "random_effects"),
         ({"random_effects": "blup", "method": "bootstrap"}, "bootstrap"),
-        ({"random_effects": "blup", "df": "satterthwaite"}, "asymptotic"),
+        ({"random_effects": "blup", "df": "kenward-roger"}, "use df='satterthwaite'"),
         ({"random_effects": "blup", "at": "median"}, "median"),
     ],
 )
@@ -227,3 +227,44 @@ def test_array_interface_fit() -> None:
     res = m.predict(by="Subject")
     means = pd.Series(np.asarray(fit.fittedvalues)).groupby(df["Subject"]).mean()
     np.testing.assert_allclose(res.estimate, means.to_numpy(), atol=1e-8)
+
+
+def test_satterthwaite_df_of_a_cluster_mean_equal_the_balanced_one_way_closed_form() -> None:
+    """Balanced one-way design, J groups × n (REML = ANOVA estimators): the BLUP of group
+    g's mean is ȳ.. + λ(ȳ_g − ȳ..), λ = σ_u²/(σ_u² + σ²/n), with prediction error variance
+
+        PEV = (1−λ)² σ_u² (J−1)/J + (σ²/n)[((1−λ)/J + λ)² + (J−1)(1−λ)²/J²],
+
+    a function of MSB and MSW through σ_u² = (MSB − MSW)/n and σ² = MSW. Its Satterthwaite
+    df are 2 PEV² / Σ (∂PEV/∂MS)² · 2 MS²/df_MS (the mean squares' variances)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(3)
+    J, n = 8, 6
+    df = pd.DataFrame({"g": np.repeat(np.arange(J), n)})
+    df["y"] = 10 + rng.normal(0, 1.0, J)[df["g"]] + rng.normal(0, 1.5, J * n)
+    fit = smf.mixedlm("y ~ 1", df, groups="g").fit(method=["powell"])
+    means = df.groupby("g")["y"].mean()
+    msb = n * float(((means - df["y"].mean()) ** 2).sum()) / (J - 1)
+    msw = float(((df["y"] - df["g"].map(means)) ** 2).sum()) / (J * (n - 1))
+    assert msb > msw  # an interior fit
+
+    def pev(msb: float, msw: float) -> float:
+        a, s = (msb - msw) / n, msw / n
+        lam = a / (a + s)
+        return (1 - lam) ** 2 * a * (J - 1) / J + s * (
+            ((1 - lam) / J + lam) ** 2 + (J - 1) * (1 - lam) ** 2 / J**2
+        )
+
+    h = 1e-6  # central differences of the closed form (relative steps)
+    d_b = (pev(msb * (1 + h), msw) - pev(msb * (1 - h), msw)) / (2 * h * msb)
+    d_w = (pev(msb, msw * (1 + h)) - pev(msb, msw * (1 - h))) / (2 * h * msw)
+    var = pev(msb, msw)
+    nu = 2 * var**2 / (d_b**2 * 2 * msb**2 / (J - 1) + d_w**2 * 2 * msw**2 / (J * (n - 1)))
+    res = Margins(fit, method="delta", random_effects="blup", df="satterthwaite").predict(by="g")
+    frame = res.to_frame()
+    assert frame["std_err"].to_numpy() == pytest.approx(np.sqrt(var), rel=1e-7)
+    assert frame["df"].to_numpy() == pytest.approx(nu, rel=1e-5)
+    half = stats.t.ppf(0.975, nu) * np.sqrt(var)
+    est = frame["estimate"].to_numpy()
+    assert np.asarray(res.conf_int()) == pytest.approx(np.column_stack([est - half, est + half]))

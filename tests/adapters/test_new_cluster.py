@@ -90,8 +90,6 @@ def test_refusals(sleep):
         Margins(fit, random_effects="new", method="bootstrap")
     with pytest.raises(MarginsValueError, match=re.escape("with 'new' use df='satterthwaite'")):
         Margins(fit, random_effects="new", df="kenward-roger")
-    with pytest.raises(MarginsValueError, match=re.escape("with 'blup' use df='asymptotic'")):
-        Margins(fit, random_effects="blup", df="satterthwaite")
     ols = smf.ols("Reaction ~ Days", df).fit()
     with pytest.raises(MarginsValueError, match=r"random_effects: 'new' is for .*mixed models"):
         Margins(ols, random_effects="new")
