@@ -229,7 +229,9 @@ def test_array_interface_fit() -> None:
     np.testing.assert_allclose(res.estimate, means.to_numpy(), atol=1e-8)
 
 
-def test_satterthwaite_df_of_a_cluster_mean_equal_the_balanced_one_way_closed_form() -> None:
+def test_satterthwaite_df_of_a_cluster_mean_equal_the_balanced_one_way_closed_form(
+    one_way: Any,
+) -> None:
     """Balanced one-way design, J groups × n (REML = ANOVA estimators): the BLUP of group
     g's mean is ȳ.. + λ(ȳ_g − ȳ..), λ = σ_u²/(σ_u² + σ²/n), with prediction error variance
 
@@ -239,15 +241,7 @@ def test_satterthwaite_df_of_a_cluster_mean_equal_the_balanced_one_way_closed_fo
     df are 2 PEV² / Σ (∂PEV/∂MS)² · 2 MS²/df_MS (the mean squares' variances)."""
     from scipy import stats
 
-    rng = np.random.default_rng(3)
-    J, n = 8, 6
-    df = pd.DataFrame({"g": np.repeat(np.arange(J), n)})
-    df["y"] = 10 + rng.normal(0, 1.0, J)[df["g"]] + rng.normal(0, 1.5, J * n)
-    fit = smf.mixedlm("y ~ 1", df, groups="g").fit(method=["powell"])
-    means = df.groupby("g")["y"].mean()
-    msb = n * float(((means - df["y"].mean()) ** 2).sum()) / (J - 1)
-    msw = float(((df["y"] - df["g"].map(means)) ** 2).sum()) / (J * (n - 1))
-    assert msb > msw  # an interior fit
+    J, n, fit, msb, msw = one_way.J, one_way.n, one_way.fit, one_way.msb, one_way.msw
 
     def pev(msb: float, msw: float) -> float:
         a, s = (msb - msw) / n, msw / n

@@ -6,7 +6,6 @@ import re
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 from scipy import stats
@@ -105,19 +104,11 @@ def test_refusals(sleep):
     assert Margins(fit, adapter=ad, random_effects="new").adapter is ad
 
 
-def test_satterthwaite_df_of_a_new_group_equal_the_classical_anova_formula():
+def test_satterthwaite_df_of_a_new_group_equal_the_classical_anova_formula(one_way):
     """Balanced one-way design, J groups × n: REML equals the ANOVA estimators, and a new
     group's mean μ + u_new has variance MSB(1/n + 1/(Jn)) − MSW/n, whose classical
     Satterthwaite df are v² / ((a₁MSB)²/(J−1) + (a₂MSW)²/(J(n−1)))."""
-    rng = np.random.default_rng(3)
-    J, n = 8, 6
-    df = pd.DataFrame({"g": np.repeat(np.arange(J), n)})
-    df["y"] = 10 + rng.normal(0, 1.0, J)[df["g"]] + rng.normal(0, 1.5, J * n)
-    fit = smf.mixedlm("y ~ 1", df, groups="g").fit(method=["powell"])
-    means = df.groupby("g")["y"].mean()
-    msb = n * float(((means - df["y"].mean()) ** 2).sum()) / (J - 1)
-    msw = float(((df["y"] - df["g"].map(means)) ** 2).sum()) / (J * (n - 1))
-    assert msb > msw  # an interior REML fit: the ANOVA estimators are the REML ones
+    J, n, fit, msb, msw = one_way.J, one_way.n, one_way.fit, one_way.msb, one_way.msw
     a1, a2 = 1 / n + 1 / (J * n), -1 / n
     var = a1 * msb + a2 * msw
     nu = var**2 / ((a1 * msb) ** 2 / (J - 1) + (a2 * msw) ** 2 / (J * (n - 1)))
