@@ -172,7 +172,7 @@ def run_job(
         with collect_warnings(warns, "model fit"):
             # the session's check of the fit: statsmodels' convergence flag, and for a
             # Gaussian MixedLM whether its criterion still rises beyond the estimates
-            m = make_session(fit, a.inference, progress=console.tty)
+            m = make_session(fit, a.inference, progress=console.tty, frame=frame)
         bar.set_description(f"{job.folder}: draws")
         with collect_warnings(warns, "inference"):
             draw_coefficients(m)

@@ -186,11 +186,30 @@ def fit_model(model: ModelSpec, frame: pd.DataFrame) -> Any:
     return make(model.formula, frame, eval_env=env, **extra).fit(disp=0, **opts)
 
 
-def make_session(fit: Any, inference: InferenceSpec, progress: bool | None) -> Margins:
-    """The session for an analysis; a bad setting for this model is the spec's fault."""
+def fit_rows(fit: Any, frame: pd.DataFrame) -> pd.DataFrame | None:
+    """The loaded rows the fit used, every column (None: the fit's own frame has them all).
+
+    MixedLM's formula route with ``missing="drop"`` keeps only the formula's columns in
+    ``model.data.frame``, which would hide the group column from ``random_effects="blup"``
+    and any ``by=``/``at=`` column outside the formula; the index of the rows it kept is the
+    loaded frame's.
+    """
+    kept = getattr(getattr(fit.model, "data", None), "frame", None)
+    if kept is None or set(frame.columns) <= set(kept.columns):
+        return None
+    return frame.loc[kept.index]
+
+
+def make_session(
+    fit: Any, inference: InferenceSpec, progress: bool | None, frame: pd.DataFrame | None = None
+) -> Margins:
+    """The session for an analysis; a bad setting for this model is the spec's fault.
+
+    ``frame`` is the loaded data the model was fitted on (see :func:`fit_rows`)."""
     try:
         return Margins(
             fit,
+            training_data=None if frame is None else fit_rows(fit, frame),
             scale=inference.scale,
             at=inference.at,
             method=inference.method,

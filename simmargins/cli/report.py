@@ -107,7 +107,8 @@ def _figure(drawn: Any) -> Any:
 
 
 def draw_plots(res: MarginsResult, folder: Path, dpi: int) -> tuple[list[Picture], list[str]]:
-    """dist.png always; curve.png for a prediction grid over a number, else forest.png.
+    """dist.png (when there are draws); curve.png for a prediction grid over a number,
+    else forest.png.
 
     A plot that cannot be drawn is left out with a note; the numbers are already saved.
     """
@@ -124,13 +125,15 @@ def draw_plots(res: MarginsResult, folder: Path, dpi: int) -> tuple[list[Picture
         else f" ({len(dist_labels)} of {len(res.labels)} labels)"
     )
     axes = curve_axes(res)
-    plans: list[tuple[str, str, Any]] = [
-        (
-            "dist.png",
-            f"Distribution of the draws with the delta method's normal curve{shown}",
-            lambda: plot_dist(res, labels=dist_labels),
+    plans: list[tuple[str, str, Any]] = []
+    if res.n_draws:  # the delta method alone (method = "delta" without n_sims) has none
+        plans.append(
+            (
+                "dist.png",
+                f"Distribution of the draws with the delta method's normal curve{shown}",
+                lambda: plot_dist(res, labels=dist_labels),
+            )
         )
-    ]
     if axes is not None:
         x, by = axes
         plans.append(
@@ -146,7 +149,9 @@ def draw_plots(res: MarginsResult, folder: Path, dpi: int) -> tuple[list[Picture
         plans.append(
             (
                 "forest.png",
-                "Estimates with draws and delta-method intervals",
+                "Estimates with draws and delta-method intervals"
+                if res.n_draws
+                else "Estimates with delta-method intervals",
                 lambda: plot_forest(res),
             )
         )

@@ -113,6 +113,12 @@ def plot_dist(
     >>> plt.close(drawn.figure)
     """
     res = _check_result(res, "plot_dist")
+    if res.n_draws == 0:
+        raise MarginsValueError(
+            "plot_dist: this result has no draws to draw (it comes from Margins(method="
+            "'delta') without n_sims, the delta method alone); plot_forest or plot_curve "
+            "show its delta intervals, or pass n_sims >= 2 to the session for draws"
+        )
     check_choice("kind", kind, ("kde", "hist"))
     chosen = _check_labels(res, labels)
     lev = _level(res, level)
@@ -193,6 +199,12 @@ def _draw_density(
 
 
 # -- plot_forest ------------------------------------------------------------------------
+def _wald(res: MarginsResult) -> str:
+    """The delta interval's kind: Wald (normal) or t with the result's small-sample df."""
+    df_method = res.attrs.get("df_method")
+    return f"t, {df_method} df" if df_method and df_method != "asymptotic" else "Wald"
+
+
 def plot_forest(
     res: MarginsResult, *, level: float | None = None, ax: Axes | None = None
 ) -> PlotArtists:
@@ -201,7 +213,8 @@ def plot_forest(
     Each row shows the estimate twice, slightly offset: with the draws' interval (the
     result's headline interval, e.g. the simulation percentile interval) and with the
     delta method's Wald interval, so that a disagreement between the routes shows as
-    bars of different length or asymmetry. A vertical line marks zero.
+    bars of different length or asymmetry. A result without draws (the delta method
+    alone) shows the delta interval only. A vertical line marks zero.
 
     Parameters
     ----------
@@ -218,8 +231,8 @@ def plot_forest(
         ``keys`` are the labels, top to bottom. For each route, ``"draws"`` and
         ``"delta"``, one artist draws all rows: ``artists["<route>_interval"]`` holds the
         ``LineCollection`` of interval segments and ``artists["<route>_estimate"]`` the
-        ``Line2D`` of estimate markers, both in label order; ``"zero"`` holds the zero
-        line and ``"legend"`` the legend.
+        ``Line2D`` of estimate markers, both in label order (no ``"draws"`` entries for a
+        result without draws); ``"zero"`` holds the zero line and ``"legend"`` the legend.
 
     Examples
     --------
@@ -245,16 +258,19 @@ def plot_forest(
     est = res.estimate
     how = _draws_method(res)
     rows = np.arange(n, dtype=float)
+    delta_only = res.n_draws == 0
     routes = (
-        ("draws", res.conf_int(lev, method=how), -_FOREST_OFFSET, "o", "C0",
-         f"{how} ({res.interval}) {_pct(lev)}"),
-        ("delta", res.conf_int(lev, method="delta"), _FOREST_OFFSET, "s", "C3",
-         f"delta (Wald) {_pct(lev)}"),
+        ("draws", None if delta_only else res.conf_int(lev, method=how), -_FOREST_OFFSET,
+         "o", "C0", f"{how} ({res.interval}) {_pct(lev)}"),
+        ("delta", res.conf_int(lev, method="delta"), 0.0 if delta_only else _FOREST_OFFSET,
+         "s", "C3", f"delta ({_wald(res)}) {_pct(lev)}"),
     )  # fmt: skip
     out: dict[str, list[Any]] = {}
     handles: list[Any] = []
     texts: list[str] = []
     for key, ci, offset, marker, color, text in routes:
+        if ci is None:
+            continue
         # segments and markers drawn apart (not errorbar): a percentile interval need not
         # contain the estimate, and errorbar cannot draw one that does not
         y = rows + offset

@@ -21,7 +21,7 @@ import pytest
 import statsmodels.formula.api as smf
 import xarray as xr
 
-from simmargins import load
+from simmargins import load, sleepstudy_data
 
 # lme4::lmer(Reaction ~ Days + (Days | Subject), sleepstudy), REML, as published in
 # Bates, Mächler, Bolker & Walker (2015), J. Stat. Softw. 67(1): estimate, std. error
@@ -352,8 +352,6 @@ def test_runtime_failure_exits_1_and_leaves_nothing(tmp_path):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 def test_interrupted_run_leaves_no_partial_output(tmp_path):
-    from simmargins import sleepstudy_data
-
     sleepstudy_data().to_csv(tmp_path / "sleep.csv", index=False)
     (tmp_path / "spec.toml").write_text(
         """\
@@ -773,3 +771,39 @@ def test_a_mixedlm_fit_short_of_its_optimum_is_reported_with_the_fix(tmp_path, c
         assert "model fit: ConvergenceWarning" in err and "method=['powell']" in err
     else:
         assert "optimum" not in err and "converge" not in err, err
+
+
+def test_mixedlm_blup_by_its_group_column_with_satterthwaite_df(tmp_path, capsys):
+    """The CLI fits MixedLM with missing='drop', whose model frame keeps only the formula's
+    columns; the session still finds the group column (and any by= column) in the loaded
+    data. A delta-only result draws its forest plot with the t intervals and no dist.png."""
+    from simmargins.cli.command import main
+
+    df = sleepstudy_data()
+    df["site"] = np.where(df["Subject"].astype(int) % 2 == 0, "even", "odd")  # not in formula
+    df.loc[5, "Reaction"] = np.nan  # a row statsmodels drops
+    df.to_csv(tmp_path / "sleep.csv", index=False)
+    spec = (
+        'data = "sleep.csv"\n\n[model]\nkind = "mixedlm"\nformula = "Reaction ~ Days"\n'
+        'groups = "Subject"\nre_formula = "~Days"\n\n[model.fit]\nmethod = "powell"\n\n'
+        '[inference]\nmethod = "delta"\ndf = "satterthwaite"\nrandom_effects = "blup"\n\n'
+        '[[quantity]]\nname = "slopes"\nkind = "dydx"\nvariables = ["Days"]\nby = ["Subject"]\n'
+        '\n[[quantity]]\nname = "sites"\nkind = "predict"\nby = ["site"]\n'
+    )
+    (tmp_path / "spec.toml").write_text(spec)
+    code = main(["run", str(tmp_path / "spec.toml"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 0 and "warning" not in err, err
+    out = tmp_path / "out" / "main"
+    slopes = pd.read_csv(out / "slopes" / "margins.csv")
+    fit = smf.mixedlm("Reaction ~ Days", df.dropna(), groups="Subject", re_formula="~Days").fit(
+        method=["powell"]
+    )
+    # each subject's slope: the population slope plus its predicted random slope
+    re = {str(k): float(v.iloc[1]) for k, v in fit.random_effects.items()}
+    expect = [fit.fe_params["Days"] + re[str(s)] for s in slopes["Subject"]]
+    np.testing.assert_allclose(slopes["estimate"], expect, rtol=1e-6)
+    assert (slopes["df"] > 1).all() and len(slopes) == 18
+    assert sorted(pd.read_csv(out / "sites" / "margins.csv")["site"]) == ["even", "odd"]
+    assert (out / "slopes" / "forest.png").is_file()
+    assert not (out / "slopes" / "dist.png").exists()

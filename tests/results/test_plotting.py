@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.lines import Line2D
+from scipy import stats
 
 from simmargins import (
     Margins,
@@ -211,6 +212,22 @@ def test_forest_with_delta_headline_still_shows_the_draws(lmm_ri, schools):
     drawn = plot_forest(res)
     q = np.quantile(res.draws.to_numpy(), [0.025, 0.975], axis=0).T
     np.testing.assert_allclose(_segments(drawn, "draws")[:, :, 0], q, rtol=1e-12)
+
+
+def test_forest_of_a_delta_only_result_shows_its_t_intervals_and_dist_refuses(lmm_ri):
+    res = Margins(lmm_ri, method="delta", df="satterthwaite").predict(
+        atexog={"treated": [0, 1]}
+    )
+    assert res.n_draws == 0
+    drawn = plot_forest(res)
+    assert "draws_interval" not in drawn.artists
+    frame = res.to_frame()
+    half = stats.t.ppf(0.975, frame["df"]) * frame["std_err"]
+    ends = np.column_stack([frame["estimate"] - half, frame["estimate"] + half])
+    np.testing.assert_allclose(_segments(drawn, "delta")[:, :, 0], ends, rtol=1e-12)
+    assert _legend_texts(drawn) == ["delta (t, satterthwaite df) 95%"]
+    with pytest.raises(MarginsValueError, match=r"plot_dist: this result has no draws"):
+        plot_dist(res)
 
 
 # -- plot_curve ---------------------------------------------------------------------------
