@@ -193,6 +193,11 @@ class _Deviance:
         return np.asarray((V + V.T) / 2.0)
 
 
+#: eigenvalues of the deviance's Hessian at or below this count as not positive (lmerTest's
+#: ``as_lmerModLT`` tolerance)
+_EIGEN_TOL = 1e-8
+
+
 def _steps(x: np.ndarray, rel: float) -> np.ndarray:
     # θ are ratios of SDs (order 1); σ is on the response's scale
     return np.asarray(rel * np.maximum(np.abs(x), 0.1))
@@ -280,17 +285,19 @@ def _satterthwaite(
     G = _check_gradient(G, V.shape[0])
     H = _hessian(dev.deviance, pc.phi)
     H = (H + H.T) / 2.0
-    vals = np.linalg.eigvalsh(H)
-    if vals.min() <= 0:
+    vals, vecs = np.linalg.eigh(H)
+    pos = vals > _EIGEN_TOL
+    if not pos.all():
         warn_user(
             "df='satterthwaite': the Hessian of the deviance in the variance parameters is not "
-            "positive definite (a variance estimate on the boundary?); its pseudo-inverse is "
-            "used and the df may be unreliable",
+            f"positive definite (eigenvalues {', '.join(f'{v:.1e}' for v in vals[~pos])}: a "
+            "variance estimate on the boundary?); as lmerTest does, it is inverted on its "
+            "positive eigenvalues only, and the df may be unreliable",
             CovarianceWarning,
         )
-        A = 2.0 * np.linalg.pinv(H)
-    else:
-        A = 2.0 * np.linalg.inv(H)
+    # lmerTest's A: 2 H⁻¹ on the eigenvectors of positive eigenvalues (a negative one would
+    # make gᵀAg, and so the df, negative)
+    A = 2.0 * (vecs[:, pos] / vals[pos]) @ vecs[:, pos].T
     J = _jacobian(vcov, pc.phi)  # (φ, K, K)
     var = np.einsum("lk,kj,lj->l", G, V, G)
     grad = np.einsum("lk,pkj,lj->lp", G, J, G)

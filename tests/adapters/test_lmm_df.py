@@ -199,3 +199,32 @@ def test_t_scaled_draws_have_t_marginals() -> None:
         )
         np.testing.assert_allclose(q, expect, atol=0.03)
     np.testing.assert_array_equal(t[:, 2], z[:, 2])  # infinite df leaves a label normal
+
+
+def test_a_singular_fit_whose_hessian_has_a_negative_eigenvalue_gets_lmertests_df():
+    """Replication 79 of the coverage study's 10-cluster design: the REML optimum has a zero
+    random-intercept variance and the deviance's Hessian a negative eigenvalue. lmerTest
+    (3.1-3, ``contest1D``, which warns 'Model failed to converge with 1 negative
+    eigenvalue') inverts the Hessian on its positive eigenvalues only and gives the OLS-like
+    n − p = 93 df; a pseudo-inverse that kept the negative one gave df of −21 and −50."""
+    import warnings
+    import zlib
+
+    from simmargins import CovarianceWarning
+    from validation.coverage import designs, lmm_outcome_parts
+
+    design = designs()["lmm_ri_10x10"]
+    rng = np.random.default_rng([20261126, zlib.crc32(b"lmm_ri_10x10"), 14])
+    frame = design.make(rng)
+    for _ in range(80):  # the study's draws up to replication 79
+        y, _u = lmm_outcome_parts(frame, rng)
+        rng.normal()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # statsmodels' convergence chatter on the boundary
+        fit = design.fit(frame.assign(y=y))
+    with pytest.warns(CovarianceWarning, match="positive eigenvalues only"):
+        res = Margins(fit, method="delta", df="satterthwaite").predict(atexog={"treated": [0, 1]})
+    out = res.to_frame()
+    # lme4 1.1-31 / lmerTest 3.1-3 on the same data (REML log-likelihood -309.5136121)
+    np.testing.assert_allclose(out["std_err"], [0.76215261, 0.89784573], rtol=1e-6)
+    np.testing.assert_allclose(out["df"], [93.0, 93.0], rtol=1e-5)
