@@ -6,6 +6,8 @@ that leaves X·β, so only the fixed effects and their covariance block matter.
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,6 +18,10 @@ from ._base import StatsmodelsAdapter
 if TYPE_CHECKING:  # the parametric module loads numba and scipy.optimize: not at import
     from ..resampling.lmm_optimum import OptimumCheck
     from ..resampling.parametric import SimulationModel
+
+
+#: the optimum check of each fit seen, for as long as the fit lives
+_CHECKED: weakref.WeakKeyDictionary[Any, OptimumCheck | None] = weakref.WeakKeyDictionary()
 
 
 class StatsmodelsMixedLMAdapter(StatsmodelsAdapter):
@@ -88,12 +94,18 @@ class StatsmodelsMixedLMAdapter(StatsmodelsAdapter):
 
     def optimum_check(self) -> OptimumCheck | None:
         """Whether the fit reached the optimum of its (RE)ML criterion (None where the fast
-        engine cannot say: variance components); computed once per adapter."""
-        if not hasattr(self, "_optimum_check"):
-            from ..resampling.lmm_optimum import check_optimum
+        engine cannot say: variance components); computed once per fit, however many
+        sessions are opened on it."""
+        from ..resampling.lmm_optimum import check_optimum
 
-            self._optimum_check = check_optimum(self.refit_problem(None))
-        return self._optimum_check
+        try:
+            return _CHECKED[self.fit]
+        except (KeyError, TypeError):  # TypeError: a fit that takes no weak reference
+            pass
+        found = check_optimum(self.refit_problem(None))
+        with contextlib.suppress(TypeError):
+            _CHECKED[self.fit] = found
+        return found
 
     def simulation_model(self) -> SimulationModel:
         """The fitted model as the parametric bootstrap simulates from it: X β̂, the groups,

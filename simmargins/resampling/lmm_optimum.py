@@ -24,7 +24,7 @@ import numpy as np
 
 from .lmm_criterion import profiled, theta_from_cov
 from .lmm_fast import fit_replicate, why_not_fast
-from .lmm_stats import ReplicateStats, group_statistics
+from .lmm_stats import sample_statistics
 from .parametric import SINGULAR_TOL, fe_cov
 from .problem import is_numerical_failure
 
@@ -74,11 +74,9 @@ def check_optimum(problem: Any) -> OptimumCheck | None:
     if why_not_fast(problem) or start is None or getattr(start, "cov_re", None) is None:
         return None
     codes = np.asarray(problem.clusters, dtype=np.intp)
-    stats = group_statistics(
-        problem.endog, problem.exog, problem.row_arrays["exog_re"], codes, int(codes.max()) + 1
-    )
-    rep = ReplicateStats.from_multiplicities(stats, np.ones(stats.n_groups, dtype=np.int64))
-    q, p = stats.q, stats.p
+    exog_re = problem.row_arrays["exog_re"]
+    rep = sample_statistics(problem.endog, problem.exog, exog_re, codes, int(codes.max()) + 1)
+    q, p = rep.cross.shape[1], rep.gram.shape[0] - 1
     reml = bool(problem.fit_kwargs.get("reml", True))
     theta = theta_from_cov(start.cov_re)
     try:

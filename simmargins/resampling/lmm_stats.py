@@ -75,6 +75,25 @@ def group_statistics(
     )
 
 
+def sample_statistics(
+    endog: np.ndarray, exog: np.ndarray, exog_re: np.ndarray, codes: np.ndarray, n_groups: int
+) -> ReplicateStats:
+    """The whole sample as one replicate (every group once): what
+    ``ReplicateStats.from_multiplicities(group_statistics(...), ones)`` gives, with the
+    per-group cross products ``Z_gᵀ[Z_g X_g y_g]`` only (q·d sums over the rows) and the
+    total ``[X y]ᵀ[X y]`` in one product instead of per-group Gram blocks."""
+    Z = np.asarray(exog_re, dtype=np.float64).reshape(len(endog), -1)
+    X = np.asarray(exog, dtype=np.float64).reshape(len(endog), -1)
+    A = np.column_stack([Z, X, np.asarray(endog, dtype=np.float64)])
+    q, d = Z.shape[1], A.shape[1]
+    cross = np.empty((n_groups, q, d))
+    for i in range(q):
+        for j in range(d):
+            cross[:, i, j] = np.bincount(codes, A[:, i] * A[:, j], minlength=n_groups)
+    B = A[:, q:]
+    return ReplicateStats(w=np.ones(n_groups), cross=cross, gram=B.T @ B, n=float(len(endog)))
+
+
 @dataclass
 class ReplicateStats:
     """One replicate's statistics: the distinct groups it holds and their multiplicities."""

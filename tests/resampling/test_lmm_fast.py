@@ -97,6 +97,22 @@ def test_replicate_statistics_are_multiplicity_weighted_sums(lmm_rs):
     np.testing.assert_allclose(direct.cross, fp.stats.cross[picked], rtol=1e-12)
 
 
+def test_sample_statistics_are_the_sums_over_rows_of_the_whole_sample():
+    rng = np.random.default_rng(0)
+    n, n_groups = 500, 37
+    codes = rng.integers(0, n_groups, n)
+    X = rng.normal(size=(n, 4))
+    Z = np.column_stack([np.ones(n), X[:, 1]])
+    y = rng.normal(size=n)
+    rep = ls.sample_statistics(y, X, Z, codes, n_groups)
+    A, B = np.column_stack([Z, X, y]), np.column_stack([X, y])
+    for g in (0, 17, 36):  # brute force: each group's rows
+        rows = codes == g
+        np.testing.assert_allclose(rep.cross[g], Z[rows].T @ A[rows], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rep.gram, B.T @ B, rtol=1e-12)
+    assert rep.n == n and np.all(rep.w == 1.0)
+
+
 @pytest.mark.parametrize("q", [1, 2, 3])
 def test_numba_kernel_matches_numpy_twin(q):
     rng = np.random.default_rng(q)
