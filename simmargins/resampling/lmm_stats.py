@@ -44,6 +44,13 @@ class GroupStatistics:
         return int(self.n.shape[0])
 
 
+def _stacked(endog: np.ndarray, exog: np.ndarray, exog_re: np.ndarray) -> tuple[np.ndarray, int]:
+    """[Z X y] as one float array, and q (the columns of Z)."""
+    Z = np.asarray(exog_re, dtype=np.float64).reshape(len(endog), -1)
+    X = np.asarray(exog, dtype=np.float64).reshape(len(endog), -1)
+    return np.column_stack([Z, X, np.asarray(endog, dtype=np.float64)]), Z.shape[1]
+
+
 def group_statistics(
     endog: np.ndarray, exog: np.ndarray, exog_re: np.ndarray, codes: np.ndarray, n_groups: int
 ) -> GroupStatistics:
@@ -56,10 +63,8 @@ def group_statistics(
     >>> s.n.tolist(), s.cross[:, 0, :].tolist()
     ([2.0, 1.0], [[2.0, 2.0, 3.0], [1.0, 1.0, 3.0]])
     """
-    Z = np.asarray(exog_re, dtype=np.float64).reshape(len(endog), -1)
-    X = np.asarray(exog, dtype=np.float64).reshape(len(endog), -1)
-    A = np.column_stack([Z, X, np.asarray(endog, dtype=np.float64)])
-    q, d = Z.shape[1], A.shape[1]
+    A, q = _stacked(endog, exog, exog_re)
+    d = A.shape[1]
     S = np.empty((n_groups, d, d))
     for i in range(d):
         for j in range(i, d):
@@ -82,10 +87,8 @@ def sample_statistics(
     ``ReplicateStats.from_multiplicities(group_statistics(...), ones)`` gives, with the
     per-group cross products ``Z_gᵀ[Z_g X_g y_g]`` only (q·d sums over the rows) and the
     total ``[X y]ᵀ[X y]`` in one product instead of per-group Gram blocks."""
-    Z = np.asarray(exog_re, dtype=np.float64).reshape(len(endog), -1)
-    X = np.asarray(exog, dtype=np.float64).reshape(len(endog), -1)
-    A = np.column_stack([Z, X, np.asarray(endog, dtype=np.float64)])
-    q, d = Z.shape[1], A.shape[1]
+    A, q = _stacked(endog, exog, exog_re)
+    d = A.shape[1]
     cross = np.empty((n_groups, q, d))
     for i in range(q):
         for j in range(d):
