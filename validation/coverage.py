@@ -75,12 +75,18 @@ def _classroom(n_groups: int, per: int) -> Callable[[np.random.Generator], pd.Da
     return make
 
 
-def _lmm_outcome(df: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+def lmm_outcome_parts(df: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The classroom design's responses and each cluster's random intercept u_g."""
     g = df["student"].to_numpy()
-    u = rng.normal(0, 1, g.max() + 1)[g]
+    u = rng.normal(0, 1, g.max() + 1)
     b = LMM_BETA
     mu = b["Intercept"] + b["age"] * df["age"] + b["female"] * df["female"]
-    return np.asarray(mu + b["treated"] * df["treated"] + u + rng.normal(0, 5, len(df)))
+    y = np.asarray(mu + b["treated"] * df["treated"] + u[g] + rng.normal(0, 5, len(df)))
+    return y, u
+
+
+def _lmm_outcome(df: pd.DataFrame, rng: np.random.Generator) -> np.ndarray:
+    return lmm_outcome_parts(df, rng)[0]
 
 
 def _mixed_fit(model: Any) -> Any:
