@@ -37,8 +37,8 @@ def _short_of_optimum(adapter: ModelAdapter) -> str | None:
         f"to {_cov_text(found.cov_re_opt)}, which changes the fixed effects' standard errors "
         f"by up to {100 * found.se_change:.2g}% (statsmodels {said}). Every interval, "
         "small-sample df and parametric bootstrap rests on these variance parameters: refit, "
-        "e.g. model.fit(method=['powell']), until fit.llf reaches "
-        f"{found.llf_opt:.6g}, before trusting the margins"
+        "e.g. model.fit(method=['powell']) (in a simmargins spec: [model.fit] method = "
+        f"\"powell\"), until fit.llf reaches {found.llf_opt:.6g}, before trusting the margins"
     )
 
 
