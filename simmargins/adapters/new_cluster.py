@@ -91,12 +91,10 @@ class StatsmodelsNewClusterAdapter(RandomEffectsDesign):
             *(f"new cluster:{r}" for r in re_names),
         )
         psi = np.asarray(fit.cov_re, dtype=np.float64).reshape(q, q)
-        K = len(base.coef_names)
         self.params: np.ndarray = np.concatenate([np.asarray(base.params, np.float64), np.zeros(q)])
-        cov = np.zeros((K + q, K + q))
-        cov[:K, :K] = base.cov
-        cov[K:, K:] = (psi + psi.T) / 2.0
-        self.cov: np.ndarray = cov
+        self.cov: np.ndarray = self.extended_cov(
+            (psi + psi.T) / 2.0, float(fit.scale), np.asarray(base.cov, dtype=np.float64)
+        )
         #: σ̂², not part of ``cov``: add it for a single new observation's interval
         self.residual_variance = float(fit.scale)
 
