@@ -33,6 +33,7 @@ import argparse
 import time
 import warnings
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,16 +98,40 @@ def _intervals(
     return out
 
 
+SEED = 20261126
+
+
+def study_stream(
+    key: str, seed: int = SEED
+) -> tuple[pd.DataFrame, Iterator[tuple[np.ndarray, np.ndarray, float]]]:
+    """Design ``key``'s fixed covariates and its replications' draws, in the study's order:
+    each replication's responses y, the clusters' intercepts u and a new cluster's u_new.
+
+    One generator per design (seeded by ``seed`` and the design's name) draws the
+    covariates first, then per replication y and u (``lmm_outcome_parts``) and u_new, so
+    that anything replaying replication r (:mod:`validation.kr_same_data`, a test of one
+    data set) sees the study's data.
+    """
+    rng = np.random.default_rng([seed, zlib.crc32(key.encode()), 14])
+    covariates = designs()[key].make(rng)
+
+    def draws() -> Iterator[tuple[np.ndarray, np.ndarray, float]]:
+        while True:
+            y, u = lmm_outcome_parts(covariates, rng)
+            yield y, u, float(rng.normal(0.0, SIGMA_U))
+
+    return covariates, draws()
+
+
 def run_design(
-    key: str, reps: int, boot_reps: int, n_boot: int = 199, seed: int = 20261126,
+    key: str, reps: int, boot_reps: int, n_boot: int = 199, seed: int = SEED,
     routes: tuple[str, ...] = ROUTES,
 ) -> pd.DataFrame:  # fmt: skip
     """Coverage and width per (quantity, route) of design ``key`` (an LMM design of
     :func:`validation.coverage.designs`); the bootstrap routes in the first ``boot_reps``
     replications."""
     d = designs()[key]
-    rng = np.random.default_rng([seed, zlib.crc32(key.encode()), 14])
-    df = d.make(rng)
+    df, stream = study_stream(key, seed)
     truths = np.array([q.truth(df) for q in d.quantities])
     # a new cluster's mean moves the margins by u_new, not the contrast or the AME
     is_margin = np.array([q.name.startswith("margin") for q in d.quantities])
@@ -118,10 +143,8 @@ def run_design(
     fixed_mean = LMM_BETA["Intercept"] + np.bincount(cluster, fixed) / np.bincount(cluster)
     blup_hits: dict[str, list[np.ndarray]] = {r: [] for r in BLUP_ROUTES}
     blup_widths: dict[str, list[np.ndarray]] = {r: [] for r in BLUP_ROUTES}
-    for rep in range(reps):
-        y, u = lmm_outcome_parts(df, rng)  # d.outcome's draws, with the intercepts kept
+    for rep, (y, u, u_new) in zip(range(reps), stream, strict=False):  # the stream is endless
         data = df.assign(y=y)
-        u_new = rng.normal(0.0, SIGMA_U)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
@@ -200,7 +223,7 @@ def main() -> None:
     ap.add_argument("--n-boot", type=int, default=199)
     ap.add_argument("--designs", nargs="*", default=["lmm_ri_10x10", "lmm_ri_40x10"])
     ap.add_argument("--routes", nargs="*", default=list(ROUTES), choices=ROUTES)
-    ap.add_argument("--seed", type=int, default=20261126)
+    ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "coverage_lmm.csv")
     ap.add_argument("--table", type=Path, help="only print the table of an existing CSV")
     args = ap.parse_args()

@@ -19,7 +19,6 @@ import argparse
 import subprocess
 import tempfile
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +28,9 @@ from scipy import stats
 
 from simmargins import Margins
 from validation.coverage import designs
+from validation.coverage_lmm import study_stream
 
 KEY = "lmm_ri_10x10"
-SEED = 20261126  # validation.coverage_lmm.run_design's default
 
 
 def _ours(fit) -> dict[str, float]:
@@ -45,13 +44,11 @@ def _ours(fit) -> dict[str, float]:
 def python_side(reps: int) -> tuple[pd.DataFrame, pd.DataFrame, float]:
     """The data sets (stacked, with ``rep``), our intervals per fit kind, and the truth."""
     d = designs()[KEY]
-    rng = np.random.default_rng([SEED, zlib.crc32(KEY.encode()), 14])
-    base = d.make(rng)
+    base, stream = study_stream(KEY)
     truth = d.quantities[0].truth(base)
     frames, rows = [], []
-    for rep in range(reps):
-        data = base.assign(y=d.outcome(base, rng))
-        rng.normal(0.0, 1.0)  # the study's new-cluster draw, to stay on its stream
+    for rep, (y, _u, _u_new) in zip(range(reps), stream, strict=False):  # the stream is endless
+        data = base.assign(y=y)
         frames.append(data.assign(rep=rep))
         model = smf.mixedlm("y ~ age + female + treated + C(school)", data, groups="student")
         with warnings.catch_warnings():

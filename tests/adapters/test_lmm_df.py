@@ -207,18 +207,16 @@ def test_a_singular_fit_whose_hessian_has_a_negative_eigenvalue_gets_lmertests_d
     (3.1-3, ``contest1D``, which warns 'Model failed to converge with 1 negative
     eigenvalue') inverts the Hessian on its positive eigenvalues only and gives the OLS-like
     n − p = 93 df; a pseudo-inverse that kept the negative one gave df of −21 and −50."""
+    import itertools
     import warnings
-    import zlib
 
     from simmargins import CovarianceWarning
-    from validation.coverage import designs, lmm_outcome_parts
+    from validation.coverage import designs
+    from validation.coverage_lmm import study_stream
 
     design = designs()["lmm_ri_10x10"]
-    rng = np.random.default_rng([20261126, zlib.crc32(b"lmm_ri_10x10"), 14])
-    frame = design.make(rng)
-    for _ in range(80):  # the study's draws up to replication 79
-        y, _u = lmm_outcome_parts(frame, rng)
-        rng.normal()
+    frame, stream = study_stream("lmm_ri_10x10")
+    y, _u, _u_new = next(itertools.islice(stream, 79, None))  # replication 79
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # statsmodels' convergence chatter on the boundary
         fit = design.fit(frame.assign(y=y))
